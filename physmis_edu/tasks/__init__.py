@@ -1,0 +1,6 @@
+"""Tasks: trajectory generators with a known control and its recovery (Chapters 1, 2, 4 and Part III)."""
+
+from .base import Prior, Recovery, Task
+from .synthetic import LogisticMap, lyapunov_exponent
+
+__all__ = ["Prior", "Recovery", "Task", "LogisticMap", "lyapunov_exponent"]
