@@ -1,0 +1,33 @@
+"""The generated Colab / student notebooks must match the chapters they are made from."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("make_colab", ROOT / "tools" / "make_colab.py")
+make_colab = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_colab)
+
+
+def test_every_chapter_has_an_up_to_date_copy():
+    stale = make_colab.stale()
+    assert not stale, f"stale notebooks {[str(p.relative_to(ROOT)) for p in stale]}; run: python tools/make_colab.py"
+    assert make_colab.chapters(), "no executable chapter found in _toc.yml"
+
+
+def test_copies_are_colab_ready_and_empty():
+    for chapter in make_colab.chapters():
+        nb = json.loads((ROOT / "notebooks" / f"{chapter.stem}.ipynb").read_text())
+        assert nb["metadata"]["accelerator"] == "GPU"
+        first = "".join(nb["cells"][0]["source"])
+        assert "google.colab" in first and "pip install" in first
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_student_copies_drop_solutions():
+    text = "Intro\n\n:::{solution} ex-1\n:label: sol-1\nThe answer.\n:::\n\nAfter.\n"
+    assert make_colab._SOLUTION.sub("", text) == "Intro\n\nAfter.\n"
+    for chapter in make_colab.chapters():
+        student = (ROOT / "notebooks" / "student" / f"{chapter.stem}.ipynb").read_text()
+        assert "{solution}" not in student
