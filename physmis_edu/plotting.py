@@ -1,0 +1,84 @@
+"""Small, generic plots of recovered distributions (introduced in Chapter 1).
+
+matplotlib is imported inside each function so that ``import physmis_edu`` stays fast.
+Overflow bins are drawn, hatched, one bin-width outside ``[lo, hi]``: mass the model puts
+outside the prior's support is part of the drift and must be visible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_drift", "plot_values"]
+
+
+def _bin_positions(edges: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centres of ``[underflow, bins..., overflow]`` with the overflow bins one width outside."""
+    width = float(edges[1] - edges[0])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return np.concatenate([[edges[0] - width], centres, [edges[-1] + width]]), width
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 3.2), constrained_layout=True)
+    return ax
+
+
+def _draw_support(ax, edges, x, width, prior_probs, band=None):
+    steps = np.concatenate([[x[0] - width / 2], x + width / 2])
+    if band is not None:
+        ax.fill_between(steps, np.append(band[0], band[0][-1]), np.append(band[1], band[1][-1]), step="post",
+                        color="0.6", alpha=0.35, lw=0, label="null band (99%, same n)")
+    ax.stairs(prior_probs, steps, color="k", lw=1.5, label="prior p")
+    for edge in (edges[0], edges[-1]):
+        ax.axvline(edge, color="0.3", lw=0.8, ls=":")
+
+
+def plot_drift(report, ax=None, title: str | None = None):
+    """Plot a :class:`~physmis_edu.metrics.DriftReport`: recovered bars, prior, null band, prediction (Chapter 1)."""
+    ax = _axes(ax)
+    hist = report.histogram
+    x, width = _bin_positions(hist.edges)
+    _draw_support(ax, hist.edges, x, width, report.prior_probs, report.null_band)
+    bars = ax.bar(x, hist.probs, width=0.85 * width, color="C0", alpha=0.75, label=f"recovered q (n={report.n})")
+    for outer in (bars[0], bars[-1]):
+        outer.set_hatch("//")
+    if report.predicted is not None:
+        steps = np.concatenate([[x[0] - width / 2], x + width / 2])
+        ax.stairs(report.predicted.probs, steps, color="C3", lw=1.8, label="predicted q_hat (kernel)")
+    ax.set_xlabel("recovered control (hatched: outside [lo, hi])")
+    ax.set_ylabel("probability per bin")
+    verdict = "drift" if report.significant else "within null"
+    ax.set_title(title or f"TV {report.tv:.3f} vs null99 {report.null_tv99:.3f} ({verdict}); failed {report.n_failed}")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def plot_values(values_by_label: dict, prior, bins: int = 20, ax=None, null: bool = True, rng=None):
+    """Step histograms of several sets of recovered values over a prior and its null band (Chapter 1).
+
+    ``values_by_label`` maps a legend label to recovered values (``NaN`` = failure, counted in the label).
+    The null band is for the smallest finite sample among the sets, the widest band that applies.
+    """
+    from .metrics import null_band, prior_probs, recovered_histogram, _as_prior
+
+    if not values_by_label:
+        raise ValueError("values_by_label is empty; give at least one set of recovered values")
+    prior = _as_prior(prior)
+    ax = _axes(ax)
+    hists = {label: recovered_histogram(v, prior.lo, prior.hi, bins) for label, v in values_by_label.items()}
+    edges = next(iter(hists.values())).edges
+    x, width = _bin_positions(edges)
+    n_min = min(h.n_finite for h in hists.values())
+    band = null_band(prior, n_min, bins, rng=rng) if null and n_min > 0 else None
+    _draw_support(ax, edges, x, width, prior_probs(prior, bins), band)
+    steps = np.concatenate([[x[0] - width / 2], x + width / 2])
+    for i, (label, h) in enumerate(hists.items()):
+        ax.stairs(h.probs, steps, color=f"C{i}", lw=1.6, label=f"{label} (n={h.n_total}, failed {h.n_failed})")
+    ax.set_xlabel("recovered control (outer bins: outside [lo, hi])")
+    ax.set_ylabel("probability per bin")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
