@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
-
 from ._validation import as_rng, check_nonnegative, check_positive, check_positive_int, check_trajectories, check_values
-from .metrics import prior_mean, prior_probs, recovered_histogram, total_variation, _as_prior
+from .metrics import _as_prior, _wasserstein_distance, prior_mean, prior_probs, recovered_histogram, total_variation
 
 __all__ = [
     "Gaussian", "Smooth", "Empirical", "nearest_neighbours", "nn_distances",
@@ -249,7 +247,7 @@ def calibrate(kernel_factory, train, samples, grid=None, rng=None, n_perturb: in
         return nn_distances(kernel.perturb(subset, np.random.default_rng(seed)), train)
 
     def loss(scale):
-        return stats.wasserstein_distance(distances(scale), target)
+        return _wasserstein_distance(distances(scale), target)
 
     default_grid = grid is None
     if default_grid:
@@ -311,9 +309,11 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    return float(stats.spearmanr(a, b)[0])
+    return float(spearmanr(a, b)[0])
 
 
 @dataclass

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
-
 from ._validation import as_rng, check_positive_int, check_range, check_values
 
 __all__ = [
@@ -22,6 +20,13 @@ __all__ = [
     "null_tv", "null_quantile", "null_band", "bootstrap_ci", "prior_mean",
     "DriftReport", "drift_report",
 ]
+
+
+def _wasserstein_distance(a, b):
+    # scipy.stats costs about a second to import cold; load it only when a distance is asked for.
+    from scipy.stats import wasserstein_distance
+
+    return wasserstein_distance(a, b)
 
 
 def _as_prior(prior):
@@ -174,7 +179,7 @@ def wasserstein1(a, b) -> float:
     Computed on the finite values of each (``NaN`` marks failed recoveries, which the
     histogram reports separately), with ``scipy.stats.wasserstein_distance``.
     """
-    return float(stats.wasserstein_distance(_finite(a, "a"), _finite(b, "b")))
+    return float(_wasserstein_distance(_finite(a, "a"), _finite(b, "b")))
 
 
 def _prior_quantile(prior, u: np.ndarray, grid: int = 4097) -> np.ndarray:
