@@ -4,3 +4,8 @@ from .base import Prior, Recovery, Task
 from .synthetic import LogisticMap, lyapunov_exponent
 
 __all__ = ["Prior", "Recovery", "Task", "LogisticMap", "lyapunov_exponent"]
+
+from .maze import MazeDataset, MazeLayout, MazeTask, maze_layout
+from .pendulum import DoublePendulum
+
+__all__ += ["MazeDataset", "MazeLayout", "MazeTask", "maze_layout", "DoublePendulum"]
