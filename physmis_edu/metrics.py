@@ -319,7 +319,8 @@ class DriftReport:
             reasons = " (" + ", ".join(f"{k}: {v}" for k, v in self.failure_counts.items()) + ")"
         lines = [
             f"drift report on [{self.lo:g}, {self.hi:g}], {self.histogram.bins} bins: n={self.n}, failed={self.n_failed} ({pct:.2g}%){reasons}",
-            f"  TV  {self.tv:.4f} [{self.tv_ci[0]:.4f}, {self.tv_ci[1]:.4f}]  vs null99 {self.null_tv99:.4f}",
+            f"  TV  {self.tv:.4f} [{self.tv_ci[0]:.4f}, {self.tv_ci[1]:.4f}]  vs null99 {self.null_tv99:.4f}"
+            + ("" if self.significant else "  (near zero drift the bootstrap interval sits high)"),
             f"  W1  {self.w1:.4g} [{self.w1_ci[0]:.4g}, {self.w1_ci[1]:.4g}]   JS {self.js:.4f} bits   out of support {100 * self.out_of_support:.2f}%",
         ]
         if self.predicted is not None:
