@@ -153,3 +153,15 @@ def test_plot_maze_draws_trajectories_coloured_by_distance(medium):
     ax = plot_maze("medium", x=ds.x, n_show=6, start=ds.start, goal=ds.goal)
     assert len(ax.collections[0].get_paths()) == 6
     matplotlib.pyplot.close("all")
+
+
+def test_propose_plugs_into_curate_directly():
+    from physmis_edu.curation import curate
+
+    task = MazeTask(maze="large")
+    assert (task.lo, task.hi) == (2.0, 14.0)  # the maze's default range
+    stats = {}
+    cur = curate(lambda m, r: task.propose(m, r, stats), task.measure, task.prior, 200, rng=13, batch=256)
+    assert set(cur.extras) == {"start", "goal", "true_distance"} and cur.extras["start"].shape == (200, 2)
+    np.testing.assert_allclose(cur.x[:, 0], cur.extras["start"], atol=1e-5)
+    assert stats["n_timeouts"] == 0
