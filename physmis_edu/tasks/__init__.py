@@ -9,3 +9,7 @@ from .maze import MazeDataset, MazeLayout, MazeTask, maze_layout
 from .pendulum import DoublePendulum
 
 __all__ += ["MazeDataset", "MazeLayout", "MazeTask", "maze_layout", "DoublePendulum"]
+from .synthetic import DampedOscillator, Sinusoid
+from .toy import CurveToy, InverseMap1D
+
+__all__ += ["Sinusoid", "DampedOscillator", "InverseMap1D", "CurveToy"]
