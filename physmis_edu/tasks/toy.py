@@ -163,8 +163,8 @@ class CurveToy(Task):
 
     lo: float = 0.0
     hi: float = 1.0
-    speed_variation: float = 0.6
-    fold: float = 0.3
+    speed_variation: float = 0.8
+    fold: float = 0.15
     turns: float = 1.5
     inner_radius: float = 1.0
     length: int = 1
