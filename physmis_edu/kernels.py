@@ -1,6 +1,6 @@
 """Data deviation kernels: what a model class produces in place of a training trajectory.
 
-Introduced in Chapter 6.
+Introduced in Chapter 2 (Gaussian, Smooth, predict_recovered on the toy system); calibration, Empirical and agreement scores in Chapter 6.
 A kernel ``K(x~ | x)`` perturbs training trajectories the way a model class errs; recovering the
 control from the perturbed data gives the prediction ``q_hat = M#(K o p_data)`` of the model's
 recovered distribution ``q``, before (or without) training. Calibration chooses a kernel's scale
@@ -33,7 +33,7 @@ def _as_float32(x) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Gaussian:
-    """White noise ``x~ = x + sigma * eps``, ``eps`` i.i.d. standard normal (Chapter 6)."""
+    """White noise ``x~ = x + sigma * eps``, ``eps`` i.i.d. standard normal (Chapter 2)."""
 
     sigma: float
 
@@ -71,7 +71,7 @@ def _smooth_factor(length: int, ell: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Smooth:
-    """Noise correlated along time (Chapter 6): Gaussian with marginal std ``sigma`` and
+    """Noise correlated along time (Chapter 2): Gaussian with marginal std ``sigma`` and
     squared-exponential correlation ``exp(-(s-t)^2 / (2 ell^2))`` between steps ``s`` and ``t``
     (``ell`` in steps); channels are independent. ``ell -> 0`` gives :class:`Gaussian`.
     Diffusion and convolutional models tend to make errors of this kind.
@@ -293,7 +293,7 @@ def _golden_section(f, a: float, b: float, x_best: float, f_best: float, iters: 
 # ---------------------------------------------------------------------------------------------
 
 def predict_recovered(task, kernel, x, rng=None) -> np.ndarray:
-    """``q_hat`` samples: the recovered controls of kernel-perturbed trajectories ``x`` (Chapter 6).
+    """``q_hat`` samples: the recovered controls of kernel-perturbed trajectories ``x`` (Chapter 2).
 
     ``NaN`` marks failed recoveries, as in ``task.measure``.
     """
