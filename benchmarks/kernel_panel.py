@@ -1,0 +1,199 @@
+"""The kernel benchmark panel of Chapter 6: which data deviation kernel predicts a trained model's drift?
+
+Trains (or loads from the cache) every cell task x model class x seed, scores every kernel
+against the observed drift, prints the leaderboard and writes JSON.
+
+    python benchmarks/kernel_panel.py [--profile ci|gpu] [--cache DIR] [--seeds 0 1 2]
+                                      [--tune-seed 0] [--jobs 2] [--tasks ...]
+
+Held-out protocol: design choices (grids, which family to route each model class to) and the
+parameters of the *before-training* kernels are chosen on the cells of ``--tune-seed`` only;
+the leaderboard reports the other seeds. A before-training kernel for task T takes the
+parameters calibrated on seed ``--tune-seed`` of a *different* task (``SOURCE_TASK[T]``) for the
+same model class and never looks at the model's samples on T.
+Writes ``{cache}/leaderboard.json`` (every cell score, the table, timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from physmis_edu import panel  # noqa: E402
+from physmis_edu.kernel_families import (Compounding, NeighbourBlend, Quantise, Shrinkage, Truncation,  # noqa: E402
+                                         fit_by_statistics, rule_residual)
+from physmis_edu.kernels import Empirical, Gaussian, Smooth, calibrate  # noqa: E402
+
+# The task whose tune-seed calibration a before-training kernel borrows (never the task itself).
+SOURCE_TASK = {"toy": "sine", "sine": "logistic-chaotic", "logistic-periodic": "sine", "logistic-chaotic": "sine"}
+
+FAMILIES = {
+    "NeighbourBlend": (NeighbourBlend, {"k": [2, 8, 32], "mix": list(np.linspace(0, 1, 11)), "sigma": [0.0, 0.02]}),
+    "Truncation": (Truncation, {"k": [1, 2, 3, 4, 6, 8, 12, 16], "sigma": [0.0, 0.01, 0.03, 0.1]}),
+    "Shrinkage": (Shrinkage, {"tau": list(np.geomspace(1e-4, 1.0, 9)), "sigma": [0.0, 0.01, 0.03, 0.1]}),
+    "Quantise": (Quantise, {"bins": [16, 32, 64, 128, 256], "jitter": [0.0, 0.5, 1.0, 2.0]}),
+    "Compounding": (Compounding, {"sigma": list(np.geomspace(1e-3, 0.3, 11)), "rho": [0.0, 0.5, 0.9, 1.0]}),
+}
+
+
+def _fit_family(name, train, samples, rng, context):
+    factory, grid = FAMILIES[name]
+    return fit_by_statistics(factory, grid, train, samples, residual=context.residual, rng=rng)
+
+
+def baseline_specs():
+    def gaussian(train, samples, rng, context):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return calibrate(Gaussian, train, samples, rng=rng, n_perturb=500).kernel
+
+    def smooth(train, samples, rng, context):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return calibrate(lambda s: Smooth(s, ell=4.0), train, samples, rng=rng, n_perturb=500).kernel
+
+    def empirical(train, samples, rng, context):
+        return Empirical.from_samples(train, samples, rng=rng, max_samples=1000)
+
+    return [panel.KernelSpec("Gaussian (NN-dist)", gaussian), panel.KernelSpec("Smooth ell=4 (NN-dist)", smooth),
+            panel.KernelSpec("Empirical residuals", empirical)]
+
+
+def family_specs():
+    specs = []
+    for name in FAMILIES:
+        def build(train, samples, rng, context, name=name):
+            return _fit_family(name, train, samples, rng, context).kernel
+        specs.append(panel.KernelSpec(f"{name} (stats)", build, description=FAMILIES[name][0].__doc__.splitlines()[0]))
+    return specs
+
+
+def before_training_specs(datas, tune_seed: int):
+    """Kernels with parameters calibrated on another task's tune-seed cell; they ignore the samples."""
+    by_key = {(d.cell.task, d.cell.model, d.cell.seed): d for d in datas}
+    memo = {}
+
+    def params_for(name, model, source):
+        key = (name, model, source)
+        if key not in memo:
+            data = by_key.get((source, model, tune_seed))
+            if data is None:
+                raise ValueError(f"before-training mode needs the cell {source}/{model}/s{tune_seed} in the panel")
+            context = panel.Context(model=model, residual=rule_residual(panel.make_task(source)), task=source)
+            memo[key] = _fit_family(name, data.train, data.samples, np.random.default_rng(99), context).params
+        return memo[key]
+
+    specs = []
+    for name in FAMILIES:
+        def build(train, samples, rng, context, name=name):
+            params = params_for(name, context.model, SOURCE_TASK[context.task])
+            return FAMILIES[name][0](**params).fit(train)
+        specs.append(panel.KernelSpec(f"{name} (before training)", build, needs_samples=False))
+    return specs
+
+
+def _train_one(cell_and_cache):
+    cell, cache = cell_and_cache
+    data = panel.load_or_train(cell, cache, device=None if cell.profile == "gpu" else "cpu", threads=1)
+    return data.cell, data.seconds, data.cached
+
+
+def route_by_tune_seed(scores, tune_seed: int, families):
+    """Per model class, the family with the best median Pearson on the tune seed; its scores as a new kernel row."""
+    chosen = {}
+    for model in panel.PANEL_MODELS:
+        best = None
+        for fam in families:
+            vals = [s.pearson for s in scores if s.kernel == fam and s.model == model and s.seed == tune_seed]
+            med = panel._median(vals)
+            if np.isfinite(med) and (best is None or med > best[1]):
+                best = (fam, med)
+        if best is not None:
+            chosen[model] = best[0]
+    routed = []
+    for s in scores:
+        if chosen.get(s.model) == s.kernel:
+            r = panel.CellScore(**{**s.__dict__, "kernel": "routed per model (tuned on seed)"})
+            routed.append(r)
+    return routed, chosen
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="ci", choices=sorted(panel.PANEL_SIZES))
+    ap.add_argument("--cache", default="benchmarks/out/panel")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--tune-seed", type=int, default=0)
+    ap.add_argument("--tasks", nargs="+", default=None)
+    ap.add_argument("--jobs", type=int, default=2, help="training processes (1 torch thread each)")
+    ap.add_argument("--bins", type=int, default=20)
+    ap.add_argument("--out", default=None, help="JSON path (default {cache}/leaderboard.json)")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    cells = panel.panel_cells(args.tasks, seeds=args.seeds, profile=args.profile)
+    slow_first = {"DiffusionUNet": 0, "Transformer": 1, "VAE": 2, "DiffusionMLP": 3}
+    cells.sort(key=lambda c: (slow_first[c.model], c.seed, c.task))
+    jobs = [(c, args.cache) for c in cells]
+    if args.jobs > 1:
+        with Pool(args.jobs) as pool:
+            trained = pool.map(_train_one, jobs, chunksize=1)
+    else:
+        trained = [_train_one(j) for j in jobs]
+    datas = [panel.load_or_train(c, args.cache) for c in cells]  # all from the cache now
+    t_train = time.perf_counter() - t0
+    n_new = sum(not cached for _, _, cached in trained)
+    print(f"{len(cells)} cells ready in {t_train:.1f} s ({n_new} trained now, "
+          f"{sum(s for _, s, c in trained if not c):.0f} s of training+sampling)", flush=True)
+
+    fam_specs = family_specs()
+    specs = baseline_specs() + fam_specs
+    if args.tune_seed in args.seeds:
+        specs += before_training_specs(datas, args.tune_seed)
+    t1 = time.perf_counter()
+    scores = panel.evaluate_panel(datas, specs, bins=args.bins, rng=0, residual_for=rule_residual)
+    routed, chosen = route_by_tune_seed(scores, args.tune_seed, [s.name for s in fam_specs + baseline_specs()])
+    scores += routed
+    t_eval = time.perf_counter() - t1
+
+    report_seeds = [s for s in args.seeds if s != args.tune_seed] or args.seeds
+    table = panel.leaderboard(scores, seeds=report_seeds)
+    print(f"\nLeaderboard ({args.profile} profile; reported on seeds {report_seeds}, tuned on seed {args.tune_seed}; "
+          f"medians over cells; Pearson/Spearman of per-bin shifts, EF = explained fraction, "
+          f"sign = mean shift sign right, PM ok = perfect-model control passed; last columns: median Pearson per model)")
+    print(panel.format_leaderboard(table))
+    print(f"\nrouted per model class (chosen on seed {args.tune_seed}): {chosen}")
+    total = time.perf_counter() - t0
+    print(f"time: cells {t_train:.1f} s, kernels {t_eval:.1f} s, total {total:.1f} s")
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    out = Path(args.out) if args.out else Path(args.cache) / "leaderboard.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": args.profile,
+        "seeds": args.seeds, "tune_seed": args.tune_seed, "report_seeds": report_seeds, "git_commit": commit,
+        "bins": args.bins, "sizes": panel.PANEL_SIZES[args.profile], "budgets": panel.PANEL_BUDGETS[args.profile],
+        "source_task_for_before_training": SOURCE_TASK, "routed": chosen,
+        "seconds": {"cells": t_train, "kernels": t_eval, "total": total, "trained_now": n_new},
+        "leaderboard": table, "cells": [s.as_dict() for s in scores],
+    }, indent=1, default=float))
+    print(f"wrote {out}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,439 @@
+"""The kernel benchmark panel: does a data deviation kernel predict a trained model's drift? (Chapter 6)
+
+A *cell* is (task, model class, seed). For each cell the panel trains the model on curated
+trajectories, caches the training data, fresh true samples and the model's samples on disk
+(``.npz`` keyed by task, model, seed and a hash of the configuration), and then scores kernels
+against the observed drift without retraining:
+
+* per kernel and cell: Pearson and Spearman of the predicted versus observed per-bin shifts,
+  explained fraction, sign of the mean shift, observed and predicted out-of-support mass;
+* the *seed-to-seed ceiling*: another seed's histogram used as the prediction;
+* the *perfect-model control*: fresh true samples fed in as "model samples"; a kernel calibrated
+  on them must predict no drift beyond the finite-sample null.
+
+Kernels enter through :class:`KernelSpec`, whose ``build(train, samples, rng)`` sees trajectories
+only, never the control ``c`` (nor the task's recovery): calibration cannot be fitted to the answer.
+Torch is imported only when a model is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ._validation import as_rng, check_positive_int, check_trajectories
+
+__all__ = [
+    "PANEL_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
+    "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
+    "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
+    "format_leaderboard",
+]
+
+PANEL_VERSION = 1
+
+# Task constructors by short key. The toy is observed over 8 steps so that every model class
+# (the U-Net halves the length twice) sees a sequence; its trajectory is a repeated point.
+PANEL_TASKS: dict[str, Callable] = {}
+
+
+def _register_tasks():
+    from .tasks import CurveToy, LogisticMap, Sinusoid
+
+    PANEL_TASKS.update({
+        "toy": lambda: CurveToy(length=8),
+        "sine": lambda: Sinusoid(length=32),
+        "logistic-periodic": lambda: LogisticMap(lo=2.8, hi=3.4, length=32),
+        "logistic-chaotic": lambda: LogisticMap(lo=3.6, hi=4.0, length=32),
+    })
+
+
+def make_task(key: str):
+    """The panel task for a short key (``toy``, ``sine``, ``logistic-periodic``, ``logistic-chaotic``)."""
+    if not PANEL_TASKS:
+        _register_tasks()
+    if key not in PANEL_TASKS:
+        raise ValueError(f"task key must be one of {sorted(PANEL_TASKS)}; got {key!r}")
+    return PANEL_TASKS[key]()
+
+
+PANEL_MODELS = ("DiffusionUNet", "DiffusionMLP", "Transformer", "VAE")
+
+# Dataset sizes per profile: training trajectories, model samples (= fresh true samples for the
+# perfect-model control).
+PANEL_SIZES = {
+    "ci": dict(n_train=2000, n_samples=1500),
+    "cpu": dict(n_train=4000, n_samples=4000),
+    "gpu": dict(n_train=10000, n_samples=10000),
+}
+
+# Overrides of the models' own profile configs. In ``ci`` the two slow models get reduced budgets
+# so that the whole panel (48 cells) trains in minutes on 2 cores; their drift is still far above
+# the null, but part of it is under-training (see Chapter 6).
+PANEL_BUDGETS = {
+    "ci": {"DiffusionUNet": dict(train_steps=250, batch_size=128), "Transformer": dict(train_steps=300),
+           "DiffusionMLP": {}, "VAE": {}},
+    "cpu": {name: {} for name in PANEL_MODELS},
+    "gpu": {name: {} for name in PANEL_MODELS},
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One panel cell: a task key, a model class name and a seed (Chapter 6)."""
+
+    task: str
+    model: str
+    seed: int
+    profile: str = "ci"
+
+    def __post_init__(self):
+        if self.model not in PANEL_MODELS:
+            raise ValueError(f"model must be one of {PANEL_MODELS}; got {self.model!r}")
+        if self.profile not in PANEL_SIZES:
+            raise ValueError(f"profile must be one of {tuple(PANEL_SIZES)}; got {self.profile!r}")
+        make_task(self.task)  # validates the key
+        object.__setattr__(self, "seed", check_positive_int(self.seed, "seed", minimum=0))
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}/{self.model}/s{self.seed}"
+
+
+def panel_cells(tasks=None, models=PANEL_MODELS, seeds=(0, 1, 2), profile: str = "ci") -> list[Cell]:
+    """Every (task, model, seed) cell of the panel (Chapter 6)."""
+    if not PANEL_TASKS:
+        _register_tasks()
+    tasks = list(PANEL_TASKS) if tasks is None else list(tasks)
+    return [Cell(t, m, int(s), profile) for t in tasks for m in models for s in seeds]
+
+
+def _model_config(model: str, profile: str) -> dict:
+    from .models import default_config
+
+    return {**default_config(model, profile), **PANEL_BUDGETS[profile][model]}
+
+
+def cell_config(cell: Cell) -> dict:
+    """Everything that determines a cell's cached arrays, as a JSON-able dict (Chapter 6)."""
+    return {"version": PANEL_VERSION, "task": repr(make_task(cell.task)), "model": cell.model,
+            "model_config": _model_config(cell.model, cell.profile), "sizes": PANEL_SIZES[cell.profile],
+            "seed": cell.seed}
+
+
+def config_hash(config: dict) -> str:
+    """Short stable hash of a JSON-able configuration (the cache key's last part)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass
+class CellData:
+    """Cached arrays of a cell (Chapter 6).
+
+    ``train``: the training trajectories; ``fresh``: independent true trajectories (the perfect
+    model's "samples"); ``samples``: the trained model's samples; ``seconds``: training plus
+    sampling time when it was made (0 if it came from the cache).
+    """
+
+    cell: Cell
+    train: np.ndarray
+    fresh: np.ndarray
+    samples: np.ndarray
+    seconds: float = 0.0
+    cached: bool = True
+
+
+def _task_data(cell: Cell, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Training and fresh true trajectories of (task, seed), shared by all model classes."""
+    sizes = PANEL_SIZES[cell.profile]
+    config = {"version": PANEL_VERSION, "task": repr(make_task(cell.task)), "sizes": sizes, "seed": cell.seed}
+    path = cache / f"data_{cell.task}_s{cell.seed}_{config_hash(config)}.npz"
+    if path.exists():
+        with np.load(path) as blob:
+            return blob["train"], blob["fresh"]
+    task = make_task(cell.task)
+    # Independent streams per (task, seed, purpose), reproducible on any machine.
+    task_index = sorted(PANEL_TASKS).index(cell.task)
+    train, _ = task.sample(sizes["n_train"], rng=np.random.default_rng([cell.seed, task_index, 0]))
+    fresh, _ = task.sample(sizes["n_samples"], rng=np.random.default_rng([cell.seed, task_index, 1]))
+    _atomic_savez(path, train=train, fresh=fresh)
+    return train, fresh
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def cache_path(cell: Cell, cache) -> Path:
+    """Where a cell's model samples live: ``{cache}/{task}_{model}_s{seed}_{hash}.npz``."""
+    return Path(cache) / f"{cell.task}_{cell.model}_s{cell.seed}_{config_hash(cell_config(cell))}.npz"
+
+
+def load_or_train(cell: Cell, cache="benchmarks/out/panel", device: str | None = None,
+                  threads: int | None = 1) -> CellData:
+    """A cell's training data, fresh true samples and model samples: from the cache, or trained now (Chapter 6).
+
+    ``threads``: torch threads while training (1 keeps parallel workers from fighting over cores).
+    The model is trained on the trajectories only; ``c`` is never passed to it.
+    """
+    cache = Path(cache)
+    train, fresh = _task_data(cell, cache)
+    path = cache_path(cell, cache)
+    if path.exists():
+        with np.load(path) as blob:
+            return CellData(cell, train, fresh, blob["samples"], float(blob["seconds"]), cached=True)
+    import torch
+
+    from .models import MODELS
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    start = time.perf_counter()
+    model = MODELS[cell.model](**_model_config(cell.model, cell.profile), seed=cell.seed, device=device,
+                               progress=False)
+    model.fit(train)
+    samples = model.sample(PANEL_SIZES[cell.profile]["n_samples"], rng=np.random.default_rng([cell.seed, 7]))
+    seconds = time.perf_counter() - start
+    _atomic_savez(path, samples=samples, seconds=np.float64(seconds))
+    return CellData(cell, train, fresh, samples, seconds, cached=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring kernels
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Context:
+    """What a kernel's calibration may know besides trajectories (Chapter 6).
+
+    ``model``: the model class name (known before training); ``residual``: a c-free physical
+    residual ``x -> (n,)`` of the task's rule (:func:`physmis_edu.kernel_families.rule_residual`),
+    or ``None``; ``task``: the panel task's key (to pick parameters calibrated on *another* task). Neither the control ``c`` nor the task's recovery is reachable from here.
+    """
+
+    model: str
+    residual: Callable | None = None
+    task: str = ""
+
+
+@dataclass
+class KernelSpec:
+    """A named way to build a kernel for a cell (Chapter 6).
+
+    ``build(train, samples, rng, context) -> kernel`` sees trajectories only; ``samples`` is the
+    model's samples (``None`` is never passed to a spec with ``needs_samples``). A spec with
+    ``needs_samples=False`` is a *before-training* kernel: it ignores ``samples`` entirely.
+    """
+
+    name: str
+    build: Callable
+    needs_samples: bool = True
+    description: str = ""
+
+
+@dataclass
+class CellScore:
+    """One kernel on one cell (Chapter 6): agreement figures and the perfect-model control."""
+
+    cell: str
+    task: str
+    model: str
+    seed: int
+    kernel: str
+    pearson: float
+    spearman: float
+    explained_fraction: float
+    sign_agree: bool
+    tv_observed: float
+    tv_predicted: float
+    oos_observed: float
+    oos_predicted: float
+    null_tv99: float
+    pm_tv: float | None = None
+    pm_null_tv99: float | None = None
+    pm_pass: bool | None = None
+    params: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.__dict__.items()}
+
+
+def _oos(values: np.ndarray, lo: float, hi: float) -> float:
+    """Mass recovered outside ``[lo, hi]`` or failed, as a fraction of all trajectories."""
+    with np.errstate(invalid="ignore"):
+        return float(np.mean(~((values >= lo) & (values <= hi))))
+
+
+_NULL_CACHE: dict = {}
+
+
+def _null99(prior, n: int, bins: int) -> float:
+    from .metrics import null_quantile
+
+    key = (prior.lo, prior.hi, n, bins)
+    if key not in _NULL_CACHE:
+        _NULL_CACHE[key] = null_quantile(prior, n, bins=bins, q=0.99, rng=np.random.default_rng(12345))
+    return _NULL_CACHE[key]
+
+
+def _tv_to_prior(prior, values, bins: int) -> tuple[float, float]:
+    """TV between the prior and the histogram of ``values``, and the failed fraction."""
+    from .metrics import prior_probs, recovered_histogram, total_variation
+
+    h = recovered_histogram(values, prior.lo, prior.hi, bins)
+    if h.n_finite == 0:
+        return 1.0, 1.0
+    return total_variation(prior_probs(prior, bins), h.probs), h.n_failed / h.n_total
+
+
+def perfect_model_control(task, data: CellData, spec: KernelSpec, context: Context, rng=None,
+                          bins: int = 20) -> tuple[float, float, bool]:
+    """Fresh true samples fed in as the "model": the kernel calibrated on them must predict no drift (Chapter 6).
+
+    Returns ``(tv, null_tv99, passed)``: ``tv`` between the prior and the histogram of kernel-perturbed
+    training data recovered, the null's 99th percentile for that many trajectories, and whether the
+    prediction stays inside the null (and fails fewer than 1% of recoveries).
+    """
+    from .kernels import predict_recovered
+
+    rng = as_rng(rng)
+    kernel = spec.build(data.train, data.fresh, rng, context)
+    tv, failed = _tv_to_prior(task.prior, predict_recovered(task, kernel, data.train, rng), bins)
+    null = _null99(task.prior, data.train.shape[0], bins)
+    return tv, null, bool(tv <= null and failed <= 0.01)
+
+
+def score_kernel(task, data: CellData, spec: KernelSpec, context: Context, rng=None, bins: int = 20,
+                 control: bool = True) -> CellScore:
+    """Calibrate ``spec``'s kernel on a cell, predict ``q_hat`` from the training data and compare with ``q`` (Chapter 6)."""
+    from .kernels import agreement, predict_recovered
+
+    rng = as_rng(rng)
+    start = time.perf_counter()
+    kernel = spec.build(data.train, data.samples if spec.needs_samples else None, rng, context)
+    predicted = predict_recovered(task, kernel, data.train, rng)
+    observed = task.measure(data.samples)
+    ag = agreement(task.prior, predicted, observed, bins=bins)
+    pm = (None, None, None)
+    if control and spec.needs_samples:
+        pm = perfect_model_control(task, data, spec, context, rng, bins)
+    cell = data.cell
+    return CellScore(
+        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel=spec.name,
+        pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
+        sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
+        oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
+        null_tv99=_null99(task.prior, observed.size, bins), pm_tv=pm[0], pm_null_tv99=pm[1], pm_pass=pm[2],
+        params=repr(kernel)[:120], seconds=time.perf_counter() - start)
+
+
+def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellScore:
+    """The seed-to-seed ceiling: another seed's recovered histogram used as the prediction (Chapter 6).
+
+    No kernel built from the training data can be expected to beat it by much: it measures how
+    reproducible the drift pattern is.
+    """
+    from .kernels import agreement
+
+    observed, predicted = task.measure(data.samples), task.measure(other.samples)
+    ag = agreement(task.prior, predicted, observed, bins=bins)
+    cell = data.cell
+    return CellScore(
+        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel="ceiling (other seed)",
+        pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
+        sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
+        oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
+        null_tv99=_null99(task.prior, observed.size, bins), params=f"seed {other.cell.seed}")
+
+
+def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 20, rng=0,
+                   residual_for: Callable | None = None, log: Callable | None = None) -> list[CellScore]:
+    """Score every kernel spec on every cell, plus the seed-to-seed ceiling (Chapter 6).
+
+    ``residual_for(task) -> callable or None`` supplies the c-free physical residual for
+    :class:`Context`. Each (cell, kernel) gets its own random stream, so adding a kernel does not
+    change the others' numbers.
+    """
+    by_key = {(d.cell.task, d.cell.model, d.cell.seed): d for d in datas}
+    scores = []
+    for i, data in enumerate(datas):
+        cell = data.cell
+        task = make_task(cell.task)
+        context = Context(model=cell.model, residual=None if residual_for is None else residual_for(task), task=cell.task)
+        seeds = sorted(s for (t, m, s) in by_key if t == cell.task and m == cell.model)
+        if len(seeds) > 1:
+            other = seeds[(seeds.index(cell.seed) + 1) % len(seeds)]
+            scores.append(seed_ceiling(task, data, by_key[(cell.task, cell.model, other)], bins))
+        for j, spec in enumerate(specs):
+            stream = np.random.default_rng([int(rng), i, j, cell.seed])
+            scores.append(score_kernel(task, data, spec, context, stream, bins))
+            if log is not None:
+                log(scores[-1])
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard
+# ---------------------------------------------------------------------------------------------
+
+def _median(values) -> float:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
+    """One row per kernel: medians over cells (only ``seeds`` if given), best median Pearson first (Chapter 6).
+
+    Columns: ``pearson`` and ``spearman`` (median), ``ef`` (median explained fraction),
+    ``sign`` (fraction of cells with the mean shift's sign right), ``pm_pass`` (perfect-model pass
+    rate; ``None`` for before-training kernels, which ignore the samples), ``n`` (cells), and the
+    median Pearson per model class.
+    """
+    rows = {}
+    for s in scores:
+        if seeds is not None and s.seed not in seeds:
+            continue
+        rows.setdefault(s.kernel, []).append(s)
+    table = []
+    for name, group in rows.items():
+        pm = [g.pm_pass for g in group if g.pm_pass is not None]
+        row = {"kernel": name, "n": len(group),
+               "pearson": _median(g.pearson for g in group), "spearman": _median(g.spearman for g in group),
+               "ef": _median(g.explained_fraction for g in group),
+               "sign": float(np.mean([g.sign_agree for g in group])),
+               "pm_pass": float(np.mean(pm)) if pm else None}
+        for model in PANEL_MODELS:
+            row[f"pearson_{model}"] = _median(g.pearson for g in group if g.model == model)
+        for task in sorted({g.task for g in group}):
+            row[f"pearson_{task}"] = _median(g.pearson for g in group if g.task == task)
+        table.append(row)
+    table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
+    return table
+
+
+_SHORT = {"DiffusionUNet": "UNet", "DiffusionMLP": "MLP", "Transformer": "GPT", "VAE": "VAE"}
+
+
+def format_leaderboard(table: list[dict]) -> str:
+    """The leaderboard as a fixed-width text table (Chapter 6)."""
+    models = [m for m in PANEL_MODELS if any(f"pearson_{m}" in r for r in table)]
+    head = (f"{'kernel':34s} {'n':>3s} {'Pearson':>7s} {'Spear':>6s} {'EF':>6s} {'sign':>5s} {'PM ok':>5s} | "
+            + " ".join(f"{_SHORT[m]:>5s}" for m in models))
+    lines = [head, "-" * len(head)]
+    for r in table:
+        pm = "  -  " if r["pm_pass"] is None else f"{r['pm_pass']:5.2f}"
+        lines.append(f"{r['kernel'][:34]:34s} {r['n']:3d} {r['pearson']:7.2f} {r['spearman']:6.2f} {r['ef']:6.2f} "
+                     f"{r['sign']:5.2f} {pm} | " + " ".join(f"{r[f'pearson_{m}']:5.2f}" for m in models))
+    return "\n".join(lines)

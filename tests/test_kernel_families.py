@@ -1,0 +1,100 @@
+"""Kernel families of Chapter 6: interface, limits that reduce to the identity, c-free residuals."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from physmis_edu.kernel_families import (Compounding, NeighbourBlend, Quantise, Shrinkage, Truncation,
+                                         fit_by_statistics, rule_residual)
+from physmis_edu.tasks import CurveToy, DampedOscillator, LogisticMap, Sinusoid
+
+
+@pytest.fixture(scope="module")
+def train():
+    x, _ = LogisticMap(length=16).sample(300, rng=0)
+    return x
+
+
+ALL = [lambda: NeighbourBlend(k=4, mix=0.5, sigma=0.01), lambda: Truncation(k=3, sigma=0.01),
+       lambda: Shrinkage(tau=0.01, sigma=0.01), lambda: Quantise(bins=32, jitter=1.0),
+       lambda: Compounding(sigma=0.01, rho=0.9)]
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_interface(make, train):
+    kernel = make()
+    with pytest.raises(ValueError, match="fit"):
+        kernel.perturb(train[:5], 0)
+    assert kernel.fit(train) is kernel
+    out = kernel.perturb(train[:50], np.random.default_rng(1))
+    assert out.shape == (50, 16, 1) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, kernel.perturb(train[:50], np.random.default_rng(1)))
+    assert 0 < np.abs(out - train[:50]).mean() < 0.5
+    with pytest.raises(ValueError):
+        kernel.perturb(train[:5, :8], 0)  # wrong length
+    assert repr(kernel).startswith(type(kernel).__name__)
+
+
+def test_bad_parameters_raise():
+    for bad in (lambda: NeighbourBlend(k=0), lambda: NeighbourBlend(mix=1.5), lambda: Truncation(k=0),
+                lambda: Shrinkage(tau=-1), lambda: Quantise(bins=1), lambda: Compounding(rho=2)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_identity_limits(train):
+    x = train[:40]
+    np.testing.assert_allclose(NeighbourBlend(mix=0.0).fit(train).perturb(x, 0), x, atol=1e-6)
+    np.testing.assert_allclose(Truncation(k=16).fit(train).perturb(x, 0), x, atol=1e-5)
+    np.testing.assert_allclose(Shrinkage(tau=0.0).fit(train).perturb(x, 0), x, atol=1e-5)
+    q = Quantise(bins=64).fit(train)
+    half_bin = 0.5 * (q.hi_ - q.lo_) / 64
+    assert np.abs(q.perturb(x, 0) - x).max() <= half_bin + 1e-6
+
+
+def test_blend_stays_between_neighbours(train):
+    blend = NeighbourBlend(k=4, mix=1.0).fit(train)
+    x = train[:30]
+    idx = blend.neighbours(x)
+    assert not (idx == np.arange(30)[:, None]).any()  # itself excluded
+    out = blend.perturb(x, 0)
+    lo = np.minimum(x, train[idx].min(axis=1))
+    hi = np.maximum(x, train[idx].max(axis=1))
+    assert ((out >= lo - 1e-6) & (out <= hi + 1e-6)).all()
+
+
+def test_compounding_grows_along_time(train):
+    x = np.repeat(train[:1], 4000, axis=0)
+    walk = Compounding(sigma=0.05, rho=1.0).fit(train).perturb(x, 0) - x
+    white = Compounding(sigma=0.05, rho=0.0).fit(train).perturb(x, 0) - x
+    assert walk[:, -1].std() > 3 * walk[:, 0].std()
+    assert white[:, -1].std() == pytest.approx(white[:, 0].std(), rel=0.1)
+
+
+class NoRecovery(LogisticMap):
+    """A task whose recovery raises: c-free statistics must never need it."""
+
+    def recover(self, x):
+        raise AssertionError("the recovery was called during calibration")
+
+
+@pytest.mark.parametrize("task", [NoRecovery(), Sinusoid(), DampedOscillator(), CurveToy(length=4)])
+def test_rule_residual_is_zero_on_true_data_without_recovery(task):
+    x, _ = task.sample(200, rng=3)
+    residual = rule_residual(task)
+    clean = residual(x)
+    noisy = residual(x + 0.05 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32))
+    assert clean.shape == (200,)
+    assert np.median(clean) < 1e-3 and np.median(noisy) > 10 * max(np.median(clean), 1e-5)
+    assert list(inspect.signature(residual).parameters) == ["x"]
+
+
+def test_fit_by_statistics_finds_the_scale(train):
+    samples = Compounding(sigma=0.1, rho=0.0).fit(train).perturb(train, np.random.default_rng(5))
+    task = NoRecovery(length=16)
+    fit = fit_by_statistics(Compounding, {"sigma": [0.01, 0.1, 1.0], "rho": [0.0]}, train, samples,
+                            residual=rule_residual(task), rng=0)
+    assert fit.params == {"sigma": 0.1, "rho": 0.0}
+    assert len(fit.losses) == 3
+    assert list(inspect.signature(fit_by_statistics).parameters)[:4] == ["factory", "grid", "train", "samples"]
