@@ -43,9 +43,10 @@ class NotFittedError(ValueError, RuntimeError):
 
 
 def _progress_enabled(progress: bool | None) -> bool | None:
-    """``True``/``False`` as asked; ``None`` (auto) is off under CI or ``PHYSMIS_PROGRESS=0``.
+    """``True``/``False`` as asked; ``None`` (auto) is off under ``CI`` or ``PHYSMIS_PROGRESS=0``.
 
-    Otherwise tqdm decides (``disable=None`` hides the bar when stderr is not a terminal).
+    Otherwise tqdm decides: a console bar only when stderr is a terminal; in a Jupyter kernel
+    ``tqdm.auto`` always shows its widget, so book builds should set ``PHYSMIS_PROGRESS=0``.
     """
     if progress is not None:
         return bool(progress)
@@ -55,6 +56,12 @@ def _progress_enabled(progress: bool | None) -> bool | None:
             on = value.strip().lower() not in ("0", "false", "no")
             return on if var == "PHYSMIS_PROGRESS" else (False if on else None)
     return None
+
+
+def _warmup_cosine(step: int, steps: int) -> float:
+    """Learning-rate factor: linear warm-up over the first 10% (at most 100 steps), then cosine from 1 to 0.1."""
+    warmup = max(1, min(100, steps // 10))
+    return min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, steps) / steps)))
 
 
 @dataclass(eq=False, kw_only=True)
@@ -196,9 +203,7 @@ class GenerativeModel:
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         steps = self.train_steps
-        warmup = max(1, min(100, steps // 10))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
-            0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _warmup_cosine(step, steps))
         amp, scaler = self._amp()
         gen = torch.Generator(device=dev)
         gen.manual_seed(self.seed)

@@ -83,12 +83,16 @@ class GPT(nn.Module):
         x = tokens.view(tokens.shape[0], -1, self.channels).float()
         return self.value_lo + (x + 0.5) / self.bins * (self.value_hi - self.value_lo)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(b, T, bins)`` for the token after each of ``tokens`` ``(b, T)`` (start token first)."""
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+        """Logits ``(b, T, bins)`` for the token after each of ``tokens`` ``(b, T)`` (start token first).
+
+        ``last_only`` keeps only the last position (``(b, 1, bins)``), all that sampling needs.
+        """
         h = self.tok_emb(tokens) + self.pos_emb[: tokens.shape[1]]
         if self.cond_emb is not None:
             h = h + self.cond_emb(cond[:, None])[:, None, :]
-        return self.head(self.ln_f(self.blocks(h)))
+        h = self.blocks(h)
+        return self.head(self.ln_f(h[:, -1:] if last_only else h))
 
 
 @dataclass(eq=False, kw_only=True)
@@ -151,7 +155,7 @@ class Transformer(GenerativeModel):
         seq = torch.full((n, 1), net.start, device=dev, dtype=torch.long)
         # No key-value cache: L * d is small in this book, and the full pass reads more simply.
         for k in range(size):
-            probs = F.softmax(net(seq, cond)[:, -1].float(), dim=-1)
+            probs = F.softmax(net(seq, cond, last_only=True)[:, -1].float(), dim=-1)
             nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
             if forced is not None:
                 nxt = torch.where(forced[0][:, k], forced[1][:, k], nxt)
