@@ -57,14 +57,21 @@ def plot_drift(report, ax=None, title: str | None = None):
     return ax
 
 
-def plot_values(values_by_label: dict, prior, bins: int = 20, ax=None, null: bool = True, rng=None):
+def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = True, rng=None):
     """Step histograms of several sets of recovered values over a prior and its null band (Chapter 1).
 
-    ``values_by_label`` maps a legend label to recovered values (``NaN`` = failure, counted in the label).
+    ``values_by_label`` maps a legend label to recovered values (``NaN`` = failure, counted in the label);
+    a single array is labelled ``'data'``.
+    ``prior`` may be a Task, whose control name and units then label the x axis.
     The null band is for the smallest finite sample among the sets, the widest band that applies.
     """
     from .metrics import null_band, prior_probs, recovered_histogram, _as_prior
 
+    if not isinstance(values_by_label, dict):
+        values_by_label = {"data": values_by_label}
+    name = getattr(prior, "control_name", "control")
+    units = getattr(prior, "units", "")
+    xlabel = f"recovered {name}" + (f" [{units}]" if units else "")
     if not values_by_label:
         raise ValueError("values_by_label is empty; give at least one set of recovered values")
     prior = _as_prior(prior)
@@ -78,7 +85,7 @@ def plot_values(values_by_label: dict, prior, bins: int = 20, ax=None, null: boo
     steps = np.concatenate([[x[0] - width / 2], x + width / 2])
     for i, (label, h) in enumerate(hists.items()):
         ax.stairs(h.probs, steps, color=f"C{i}", lw=1.6, label=f"{label} (n={h.n_total}, failed {h.n_failed})")
-    ax.set_xlabel("recovered control (outer bins: outside [lo, hi])")
+    ax.set_xlabel(f"{xlabel} (outer bins: outside [lo, hi])")
     ax.set_ylabel("probability per bin")
     ax.legend(fontsize=8, frameon=False)
     return ax

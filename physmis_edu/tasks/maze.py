@@ -600,15 +600,11 @@ def plot_distance_histogram(task: MazeTask, values_by_label, ax=None, rng=None):
     """Histograms of travel distances against the prior and its finite-sample null band (Chapter 7).
 
     ``values_by_label`` maps a label to distances (or is one array, labelled ``'data'``);
-    a thin wrapper over :func:`physmis_edu.plotting.plot_values`. Returns the axes.
+    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.
     """
     from ..plotting import plot_values
 
-    if not isinstance(values_by_label, dict):
-        values_by_label = {"data": values_by_label}
-    ax = plot_values(values_by_label, task.prior, bins=task.bins, ax=ax, rng=rng)
-    ax.set_xlabel("travel distance [cells] (outer bins: outside [lo, hi])")
-    return ax
+    return plot_values(values_by_label, task, bins=task.bins, ax=ax, rng=rng)
 
 
 __all__ = ["MAZE_LAYOUTS", "DEFAULT_DISTANCE_RANGE", "ControlNotAnInputError", "MazeLayout", "maze_layout",

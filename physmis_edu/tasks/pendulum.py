@@ -355,15 +355,11 @@ def plot_energy_histogram(task: DoublePendulum, values_by_label, ax=None, rng=No
     """Histograms of recovered energies against the prior and its null band (Chapter 8).
 
     ``values_by_label`` maps a label to energies (or is one array, labelled ``'data'``);
-    a thin wrapper over :func:`physmis_edu.plotting.plot_values`. Returns the axes.
+    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.
     """
     from ..plotting import plot_values
 
-    if not isinstance(values_by_label, dict):
-        values_by_label = {"data": values_by_label}
-    ax = plot_values(values_by_label, task.prior, ax=ax, rng=rng)
-    ax.set_xlabel(f"energy [{task.units}] (outer bins: outside [lo, hi])")
-    return ax
+    return plot_values(values_by_label, task, ax=ax, rng=rng)
 
 
 __all__ = ["REPRESENTATIONS", "DoublePendulum", "plot_strobe", "plot_energy_histogram"]
