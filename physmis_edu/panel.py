@@ -359,16 +359,20 @@ def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellS
 
 
 def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 20, rng=0,
-                   residual_for: Callable | None = None, log: Callable | None = None) -> list[CellScore]:
+                   residual_for: Callable | None = None, log: Callable | None = None,
+                   only=None) -> list[CellScore]:
     """Score every kernel spec on every cell, plus the seed-to-seed ceiling (Chapter 6).
 
     ``residual_for(task) -> callable or None`` supplies the c-free physical residual for
     :class:`Context`. Each (cell, kernel) gets its own random stream, so adding a kernel does not
-    change the others' numbers.
+    change the others' numbers. ``only``: indices of the cells to score (all by default; the
+    others still serve as the other seed of the ceiling), so that workers can split the panel.
     """
     by_key = {(d.cell.task, d.cell.model, d.cell.seed): d for d in datas}
     scores = []
     for i, data in enumerate(datas):
+        if only is not None and i not in only:
+            continue
         cell = data.cell
         task = make_task(cell.task)
         context = Context(model=cell.model, residual=None if residual_for is None else residual_for(task), task=cell.task)
