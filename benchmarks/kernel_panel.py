@@ -5,6 +5,14 @@ against the observed drift, prints the leaderboard and writes JSON.
 
     python benchmarks/kernel_panel.py [--profile ci|gpu] [--cache DIR] [--seeds 0 1 2]
                                       [--tune-seed 0] [--jobs 2] [--tasks ...] [--models ...]
+                                      [--no-score-cache]
+
+Two caches under ``--cache``: the cells' arrays (training costs minutes) and every kernel score
+(``{cache}/scores/``, one JSON file per cell and kernel; see :mod:`physmis_edu.panel` for its key,
+which includes a hash of the scoring code and of this file, so an edit rescores). Both warm, the
+panel runs in seconds; ``--no-score-cache`` rescores everything. A score depends on the cell's
+position in the panel (its random stream), so a subset run (``--tasks``/``--models``) gets its
+own scores, not those of the full panel.
 
 Held-out protocol: design choices (grids, which family to route each model class to) and the
 parameters of the *before-training* kernels are chosen on the cells of ``--tune-seed`` only;
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +35,13 @@ from datetime import datetime, timezone
 from multiprocessing import Pool
 from pathlib import Path
 
-import numpy as np
+# Before numpy loads: one BLAS thread per process. The nearest-neighbour searches of calibration are
+# small matrix products; on a shared 2-core machine a multi-threaded OpenBLAS made each ~20x slower
+# (16 ms instead of 0.7 ms). The panel parallelises over processes (--jobs) instead.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,8 +84,17 @@ def baseline_specs():
     def empirical(train, samples, rng, context):
         return Empirical.from_samples(train, samples, rng=rng, max_samples=1000)
 
-    return [panel.KernelSpec("Gaussian (NN-dist)", gaussian), panel.KernelSpec("Smooth ell=4 (NN-dist)", smooth),
-            panel.KernelSpec("Empirical residuals", empirical)]
+    nn_fit = {"calibrate": "W1 of NN distances", "grid_times_std": BASELINE_GRID.tolist(), "n_perturb": 500,
+              "refine": False}
+    return [panel.KernelSpec("Gaussian (NN-dist)", gaussian, params={"family": "Gaussian", **nn_fit}),
+            panel.KernelSpec("Smooth ell=4 (NN-dist)", smooth, params={"family": "Smooth", "ell": 4.0, **nn_fit}),
+            panel.KernelSpec("Empirical residuals", empirical, params={"family": "Empirical", "max_samples": 1000})]
+
+
+def _family_params(name):
+    factory, grid = FAMILIES[name]
+    return {"family": factory.__name__, "grid": {k: [float(v) for v in vals] for k, vals in grid.items()},
+            "fit": "fit_by_statistics"}
 
 
 def family_specs():
@@ -78,7 +102,8 @@ def family_specs():
     for name in FAMILIES:
         def build(train, samples, rng, context, name=name):
             return _fit_family(name, train, samples, rng, context).kernel
-        specs.append(panel.KernelSpec(f"{name} (stats)", build, description=FAMILIES[name][0].__doc__.splitlines()[0]))
+        specs.append(panel.KernelSpec(f"{name} (stats)", build, description=FAMILIES[name][0].__doc__.splitlines()[0],
+                                      params=_family_params(name)))
     return specs
 
 
@@ -97,12 +122,17 @@ def before_training_specs(datas, tune_seed: int):
             memo[key] = _fit_family(name, data.train, data.samples, np.random.default_rng(99), context).params
         return memo[key]
 
+    # The cells these kernels borrow from are part of their cache key: new source samples, new scores.
+    sources = {f"{d.cell.task}/{d.cell.model}": d.digest() for d in datas
+               if d.cell.seed == tune_seed and d.cell.task in SOURCE_TASK.values()}
     specs = []
     for name in FAMILIES:
         def build(train, samples, rng, context, name=name):
             params = params_for(name, context.model, SOURCE_TASK[context.task])
             return FAMILIES[name][0](**params).fit(train)
-        specs.append(panel.KernelSpec(f"{name} (before training)", build, needs_samples=False))
+        specs.append(panel.KernelSpec(f"{name} (before training)", build, needs_samples=False, params={
+            **_family_params(name), "source_task": SOURCE_TASK, "tune_seed": tune_seed, "source_rng": 99,
+            "source_cells": sources}))
     return specs
 
 
@@ -118,7 +148,7 @@ _STATE = {}
 def _score_cells(indices):
     # Runs in a forked worker: the specs (closures) and arrays are inherited, not pickled.
     return panel.evaluate_panel(_STATE["datas"], _STATE["specs"], bins=_STATE["bins"], rng=0,
-                                residual_for=rule_residual, only=set(indices))
+                                residual_for=rule_residual, only=set(indices), score_cache=_STATE["score_cache"])
 
 
 def route_by_tune_seed(scores, tune_seed: int, families):
@@ -151,6 +181,8 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", default=list(panel.PANEL_MODELS), choices=panel.PANEL_MODELS)
     ap.add_argument("--jobs", type=int, default=2, help="training processes (1 torch thread each)")
     ap.add_argument("--bins", type=int, default=20)
+    ap.add_argument("--no-score-cache", action="store_true",
+                    help="rescore every kernel; neither read nor write {cache}/scores")
     ap.add_argument("--out", default=None, help="JSON path (default {cache}/leaderboard.json)")
     ap.add_argument("--results", default=None, help="also write a small JSON (metadata + leaderboard only) here, "
                     "e.g. benchmarks/results/kernel_panel_ci.json for the book")
@@ -160,8 +192,9 @@ def main(argv=None):
     cells = panel.panel_cells(args.tasks, models=args.models, seeds=args.seeds, profile=args.profile)
     slow_first = {"DiffusionUNet": 0, "Transformer": 1, "VAE": 2, "DiffusionMLP": 3}
     cells.sort(key=lambda c: (slow_first[c.model], c.seed, c.task))
-    jobs = [(c, args.cache) for c in cells]
-    if args.jobs > 1:
+    # Only cells missing from the cache go to the training pool; the rest are loaded once, below.
+    jobs = [(c, args.cache) for c in cells if not panel.cache_path(c, args.cache).exists()]
+    if args.jobs > 1 and len(jobs) > 1:
         with Pool(args.jobs) as pool:
             trained = pool.map(_train_one, jobs, chunksize=1)
     else:
@@ -180,7 +213,7 @@ def main(argv=None):
     else:
         print("before-training kernels skipped: they need the tune seed and each task's source task in the panel")
     t1 = time.perf_counter()
-    _STATE.update(datas=datas, specs=specs, bins=args.bins)
+    _STATE.update(datas=datas, specs=specs, bins=args.bins, score_cache=None if args.no_score_cache else args.cache)
     chunks = [list(range(i, len(datas), max(1, args.jobs) * 4)) for i in range(max(1, args.jobs) * 4)]
     if args.jobs > 1:
         import multiprocessing

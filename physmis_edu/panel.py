@@ -14,6 +14,16 @@ against the observed drift without retraining:
 Kernels enter through :class:`KernelSpec`, whose ``build(train, samples, rng)`` sees trajectories
 only, never the control ``c`` (nor the task's recovery): calibration cannot be fitted to the answer.
 Torch is imported only when a model is trained.
+
+Scores are cached too (:func:`evaluate_panel` with ``score_cache``), one small JSON file per
+(cell, kernel spec), so that a warm panel runs in seconds. The key (:func:`score_key`) holds
+everything a score depends on: the cell's configuration hash and a digest of its arrays, the spec's
+name and ``params``, the scoring settings (bins, the random stream's seed, whether the
+perfect-model control runs), the numpy version, and a hash of the *source code* that computes
+scores (:func:`score_code_hash`: ``kernels.py``, ``kernel_families.py``, ``panel.py``,
+``metrics.py``, the ``tasks`` package, and the file that defines the spec's ``build``). Editing any
+of these files therefore invalidates every cached score; nothing is ever reused across a code
+change. A spec without ``params`` is never cached.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ __all__ = [
     "PANEL_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
     "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
     "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
-    "format_leaderboard",
+    "format_leaderboard", "score_code_hash", "score_key",
 ]
 
 PANEL_VERSION = 1
@@ -150,6 +160,17 @@ class CellData:
     seconds: float = 0.0
     cached: bool = True
 
+    def digest(self) -> str:
+        """SHA-256 of the three arrays (dtype, shape and bytes): part of a cached score's key."""
+        if getattr(self, "_digest", None) is None:
+            h = hashlib.sha256()
+            for a in (self.train, self.fresh, self.samples):
+                a = np.ascontiguousarray(a)
+                h.update(f"{a.dtype.str}{a.shape}".encode())
+                h.update(a.view(np.uint8).reshape(-1))
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
 
 def _task_data(cell: Cell, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """Training and fresh true trajectories of (task, seed), shared by all model classes."""
@@ -234,12 +255,16 @@ class KernelSpec:
     ``build(train, samples, rng, context) -> kernel`` sees trajectories only; ``samples`` is the
     model's samples (``None`` is never passed to a spec with ``needs_samples``). A spec with
     ``needs_samples=False`` is a *before-training* kernel: it ignores ``samples`` entirely.
+    ``params``: a JSON-able dict of everything besides the cell's arrays that determines the kernel
+    (family, grid, calibration settings, and the data of any *other* cell it borrows from); it is
+    part of the score cache key. ``None`` (the default) means scores of this spec are never cached.
     """
 
     name: str
     build: Callable
     needs_samples: bool = True
     description: str = ""
+    params: dict | None = None
 
 
 @dataclass
@@ -358,15 +383,97 @@ def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellS
         null_tv99=_null99(task.prior, observed.size, bins), params=f"seed {other.cell.seed}")
 
 
+# Source files whose code computes a score; a change in any of them invalidates cached scores.
+_SCORE_CODE = ("kernels.py", "kernel_families.py", "panel.py", "metrics.py", "tasks")
+
+
+def _file_sha(path: Path) -> str:
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+_CODE_HASHES: dict = {}
+
+
+def score_code_hash(extra=()) -> str:
+    """Hash of the source code that computes a score (Chapter 6): the library's ``kernels.py``,
+    ``kernel_families.py``, ``panel.py``, ``metrics.py`` and ``tasks`` package, plus ``extra`` files
+    (e.g. the script that defines the kernel specs). Part of every cached score's key."""
+    root = Path(__file__).resolve().parent
+    paths = tuple(root / name for name in _SCORE_CODE) + tuple(Path(e).resolve() for e in extra)
+    if paths not in _CODE_HASHES:
+        _CODE_HASHES[paths] = hashlib.sha256("".join(_file_sha(p) for p in paths).encode()).hexdigest()[:16]
+    return _CODE_HASHES[paths]
+
+
+def _spec_source(spec: KernelSpec) -> tuple:
+    import inspect
+
+    try:
+        return (inspect.getsourcefile(spec.build),)
+    except TypeError:  # a builtin or C callable: no source file to hash
+        return ()
+
+
+def score_key(data: CellData, spec: KernelSpec, bins: int, stream: list, control: bool = True) -> dict:
+    """Everything a cached score of ``spec`` on ``data`` depends on, as a JSON-able dict (Chapter 6).
+
+    ``stream``: the entropy of the score's random stream (``numpy.random.default_rng(stream)``).
+    """
+    return {"version": PANEL_VERSION, "cell": data.cell.label, "cell_config": config_hash(cell_config(data.cell)),
+            "data": data.digest(), "kernel": spec.name, "needs_samples": spec.needs_samples,
+            "params": spec.params, "bins": int(bins), "stream": [int(v) for v in stream], "control": bool(control),
+            "numpy": np.__version__, "code": score_code_hash(_spec_source(spec))}
+
+
+def _score_path(cache: Path, key: dict) -> Path:
+    cell = key["cell"].replace("/", "_")
+    return Path(cache) / "scores" / cell / f"{config_hash(key)}.json"
+
+
+def _jsonable(obj):
+    """``obj`` as it reads back from JSON (numpy scalars become plain numbers)."""
+    return json.loads(json.dumps(obj, default=float))
+
+
+def _load_score(path: Path, key: dict) -> CellScore | None:
+    if not path.exists():
+        return None
+    try:
+        blob = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # a torn or foreign file: rescore and overwrite
+    # The file name is a short hash of the key: compare the whole key to rule out a collision.
+    if blob.get("key") != _jsonable(key):
+        return None
+    return CellScore(**blob["score"])
+
+
+def _save_score(path: Path, key: dict, score: CellScore) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    # json writes floats with repr (exact round trip) and NaN as NaN: the reloaded score is identical.
+    tmp.write_text(json.dumps({"key": _jsonable(key), "score": dict(score.__dict__)}, default=float))
+    os.replace(tmp, path)
+
+
 def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 20, rng=0,
                    residual_for: Callable | None = None, log: Callable | None = None,
-                   only=None) -> list[CellScore]:
+                   only=None, score_cache=None) -> list[CellScore]:
     """Score every kernel spec on every cell, plus the seed-to-seed ceiling (Chapter 6).
 
     ``residual_for(task) -> callable or None`` supplies the c-free physical residual for
     :class:`Context`. Each (cell, kernel) gets its own random stream, so adding a kernel does not
     change the others' numbers. ``only``: indices of the cells to score (all by default; the
     others still serve as the other seed of the ceiling), so that workers can split the panel.
+    ``score_cache``: a folder; each score of a spec with ``params`` is read from it when its
+    :func:`score_key` matches, else computed and written there (``None``: always compute). A
+    cached score is the stored result of the same computation, so the numbers are identical; its
+    ``seconds`` is the time the original computation took.
     """
     by_key = {(d.cell.task, d.cell.model, d.cell.seed): d for d in datas}
     scores = []
@@ -381,8 +488,20 @@ def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 2
             other = seeds[(seeds.index(cell.seed) + 1) % len(seeds)]
             scores.append(seed_ceiling(task, data, by_key[(cell.task, cell.model, other)], bins))
         for j, spec in enumerate(specs):
-            stream = np.random.default_rng([int(rng), i, j, cell.seed])
-            scores.append(score_kernel(task, data, spec, context, stream, bins))
+            entropy = [int(rng), i, j, cell.seed]
+            key = path = None
+            if score_cache is not None and spec.params is not None:
+                key = score_key(data, spec, bins, entropy)
+                path = _score_path(score_cache, key)
+                cached = _load_score(path, key)
+                if cached is not None:
+                    scores.append(cached)
+                    if log is not None:
+                        log(cached)
+                    continue
+            scores.append(score_kernel(task, data, spec, context, np.random.default_rng(entropy), bins))
+            if path is not None:
+                _save_score(path, key, scores[-1])
             if log is not None:
                 log(scores[-1])
     return scores
