@@ -108,3 +108,56 @@ def test_calibration_never_sees_c():
     panel.score_kernel(panel.make_task("logistic-chaotic"), data, panel.KernelSpec("g", build),
                        panel.Context(model="VAE"), rng=0)
     assert seen == [((1500, 32, 1), (1500, 32, 1), panel.Context)] * 2
+
+
+def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from physmis_edu.kernel_families import Shrinkage, fit_by_statistics, rule_residual
+    from physmis_edu.kernels import calibrate
+
+    torch.set_num_threads(1)
+    datas = [panel.load_or_train(panel.Cell("logistic-chaotic", "VAE", s), tmp_path) for s in (0, 1)]
+    builds = []
+
+    def gaussian(train, samples, rng, context):
+        builds.append("gaussian")
+        return calibrate(Gaussian, train, samples, grid=np.geomspace(1e-3, 1.0, 5), rng=rng, n_perturb=100,
+                         refine=False).kernel
+
+    def shrinkage(train, samples, rng, context):
+        builds.append("shrinkage")
+        grid = {"tau": [1e-3, 1e-2, 1e-1], "sigma": [0.0, 0.05]}
+        return fit_by_statistics(Shrinkage, grid, train, samples, residual=context.residual, rng=rng, n_perturb=100).kernel
+
+    specs = [panel.KernelSpec("g", gaussian, params={"grid": 5}), panel.KernelSpec("s", shrinkage, params={"grid": 6}),
+             panel.KernelSpec("uncached", lambda train, samples, rng, context: Gaussian(0.01))]
+
+    def run(cache, **kw):
+        builds.clear()
+        return [s.__dict__ for s in panel.evaluate_panel(datas, specs, rng=0, residual_for=rule_residual,
+                                                         score_cache=cache, **kw)]
+
+    cold = run(None)
+    assert len(builds) == 2 * 2 * 2  # 2 cells x 2 specs, each built for the score and the perfect-model control
+    first = run(tmp_path)
+    assert len(builds) == 8 and len(list((tmp_path / "scores").rglob("*.json"))) == 4
+    warm = run(tmp_path)
+    assert builds == []  # every cached spec read back, the uncached one has no build to count
+    # Same numbers from a cold score, a score written to the cache and one read back from it
+    # (compared as JSON text, so that NaN equals NaN).
+    def numbers(scores):
+        return [json.dumps({k: v for k, v in s.items() if k != "seconds"}) for s in scores]
+
+    assert numbers(first) == numbers(cold) and numbers(warm) == numbers(cold)
+    # A different scoring setting or a code change is a miss, never a stale hit.
+    run(tmp_path, bins=10)
+    assert len(builds) == 8
+    key = panel.score_key(datas[0], specs[0], 20, [0, 0, 0, 0])
+    assert {"cell_config", "data", "params", "bins", "stream", "code"} <= set(key)
+    assert key["code"] == panel.score_code_hash([__file__])  # the file defining the specs is hashed too
+    monkeypatch.setattr(panel, "score_code_hash", lambda extra=(): "edited")
+    run(tmp_path)
+    assert len(builds) == 8
