@@ -213,6 +213,8 @@ def main(argv=None):
     else:
         print("before-training kernels skipped: they need the tune seed and each task's source task in the panel")
     t1 = time.perf_counter()
+    score_dir = Path(args.cache) / "scores"
+    n_files_before = sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0
     _STATE.update(datas=datas, specs=specs, bins=args.bins, score_cache=None if args.no_score_cache else args.cache)
     chunks = [list(range(i, len(datas), max(1, args.jobs) * 4)) for i in range(max(1, args.jobs) * 4)]
     if args.jobs > 1:
@@ -222,6 +224,10 @@ def main(argv=None):
             scores = [s for part in pool.map(_score_cells, chunks, chunksize=1) for s in part]
     else:
         scores = _score_cells(range(len(datas)))
+    n_kernel_scores = len(scores) - sum(s.kernel == "ceiling (other seed)" for s in scores)
+    n_computed = n_kernel_scores
+    if not args.no_score_cache:
+        n_computed = (sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0) - n_files_before
     routed, chosen = route_by_tune_seed(scores, args.tune_seed, [s.name for s in fam_specs + baseline_specs()])
     scores += routed
     t_eval = time.perf_counter() - t1
@@ -234,7 +240,8 @@ def main(argv=None):
     print(panel.format_leaderboard(table))
     print(f"\nrouted per model class (chosen on seed {args.tune_seed}): {chosen}")
     total = time.perf_counter() - t0
-    print(f"time: cells {t_train:.1f} s, kernels {t_eval:.1f} s, total {total:.1f} s")
+    print(f"time: cells {t_train:.1f} s, kernels {t_eval:.1f} s ({n_computed} of {n_kernel_scores} scores computed, "
+          f"the rest read from the score cache), total {total:.1f} s")
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -247,7 +254,8 @@ def main(argv=None):
         "seeds": args.seeds, "tune_seed": args.tune_seed, "report_seeds": report_seeds, "git_commit": commit,
         "bins": args.bins, "sizes": panel.PANEL_SIZES[args.profile], "budgets": panel.PANEL_BUDGETS[args.profile],
         "source_task_for_before_training": SOURCE_TASK, "routed": chosen,
-        "seconds": {"cells": t_train, "kernels": t_eval, "total": total, "trained_now": n_new},
+        "seconds": {"cells": t_train, "kernels": t_eval, "total": total, "trained_now": n_new,
+                    "scores_computed": n_computed, "scores_cached": n_kernel_scores - n_computed},
         "leaderboard": table, "table_text": panel.format_leaderboard(table),
     }
     out.write_text(json.dumps({**meta, "cells": [s.as_dict() for s in scores]}, indent=1, default=float))

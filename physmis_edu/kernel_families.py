@@ -413,7 +413,10 @@ def fit_by_statistics(factory, grid, train, samples, residual=None, rng=None, n_
             out.append(np.log(_quantiles(residual(x)) + 1e-4))
         return out
 
-    target = stats(samples)
+    # The samples' statistics do not depend on the kernel: computed once per (train, samples,
+    # residual) and shared by every family calibrated on the same cell. The key holds the residual
+    # function itself (not its id), so a different rule can never hit this entry.
+    target = _memo(("target", _digest(train), _digest(samples), residual), lambda: stats(samples))
     names = list(grid)
     best, losses = None, []
     for values in product(*(grid[k] for k in names)):
