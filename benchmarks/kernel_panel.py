@@ -5,7 +5,13 @@ against the observed drift, prints the leaderboard and writes JSON.
 
     python benchmarks/kernel_panel.py [--profile ci|gpu] [--cache DIR] [--seeds 0 1 2]
                                       [--tune-seed 0] [--jobs 2] [--tasks ...] [--models ...]
-                                      [--no-score-cache]
+                                      [--no-score-cache] [--results benchmarks/results/kernel_panel_ci.json]
+
+``--results`` also writes the small summary (metadata, leaderboard, best kernels) that Chapter 6
+renders. The leaderboard shows the all-bins Pearson (overflow bins included) and the inside-range
+Pearson (the ``B`` bins inside ``[lo, hi]`` only), which a kernel cannot win by pushing mass out of
+range; ``PM id`` is the fraction of perfect-model calibrations that chose the identity, which every
+calibration grid holds (zero strength).
 
 Two caches under ``--cache``: the cells' arrays (training costs minutes) and every kernel score
 (``{cache}/scores/``, one JSON file per cell and kernel; see :mod:`physmis_edu.panel` for its key,
@@ -60,9 +66,11 @@ FAMILIES = {
     "Quantise": (Quantise, {"bins": [16, 32, 64, 128], "jitter": [0.0, 0.5, 1.0]}),
     "Compounding": (Compounding, {"sigma": list(np.geomspace(1e-3, 0.3, 7)), "rho": [0.0, 0.7, 1.0]}),
 }
-# The baselines' scale grid (kernels.calibrate): 21 geometric points, no golden-section refinement,
-# to keep the panel's kernel scoring to minutes.
-BASELINE_GRID = np.geomspace(1e-3, 1.0, 21)
+# The baselines' scale grid (kernels.calibrate): zero (the identity, so that a perfect model's samples
+# can choose "no perturbation") and 21 geometric points, no golden-section refinement, to keep the
+# panel's kernel scoring to minutes. The families' grids get their identity from fit_by_statistics
+# (each class's IDENTITY; NeighbourBlend's grid already holds mix = 0, sigma = 0).
+BASELINE_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 21)])
 
 def _fit_family(name, train, samples, rng, context):
     factory, grid = FAMILIES[name]
@@ -94,7 +102,7 @@ def baseline_specs():
 def _family_params(name):
     factory, grid = FAMILIES[name]
     return {"family": factory.__name__, "grid": {k: [float(v) for v in vals] for k, vals in grid.items()},
-            "fit": "fit_by_statistics"}
+            "identity": factory.IDENTITY, "fit": "fit_by_statistics"}
 
 
 def family_specs():
@@ -171,6 +179,12 @@ def route_by_tune_seed(scores, tune_seed: int, families):
     return routed, chosen
 
 
+def best_kernels(table):
+    """The best kernel (the ceiling excluded) by median all-bins Pearson, inside-range Pearson and EF."""
+    kernels = [r for r in table if not r["kernel"].startswith("ceiling")]
+    return {key: max(kernels, key=lambda r: np.nan_to_num(r[key], nan=-9)) for key in ("pearson", "inside_pearson", "ef")}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="ci", choices=sorted(panel.PANEL_SIZES))
@@ -239,6 +253,19 @@ def main(argv=None):
           f"sign = mean shift sign right, PM ok = perfect-model control passed; last columns: median Pearson per model)")
     print(panel.format_leaderboard(table))
     print(f"\nrouted per model class (chosen on seed {args.tune_seed}): {chosen}")
+    best = best_kernels(table)
+    for key, row in best.items():
+        print(f"best kernel by median {key}: {row['kernel']} ({key} {row[key]:.2f}, all-bins Pearson "
+              f"{row['pearson']:.2f}, inside Pearson {row['inside_pearson']:.2f}, EF {row['ef']:.2f})")
+    tasks_seen = sorted(k[len("inside_"):] for k in table[0] if k.startswith("inside_") and k != "inside_pearson"
+                        and k[len("inside_"):] not in panel.PANEL_MODELS)
+    print("median inside-range Pearson per task (best kernel | ceiling):")
+    ceiling = next((r for r in table if r["kernel"].startswith("ceiling")), None)
+    for task in tasks_seen:
+        kernels = [r for r in table if not r["kernel"].startswith("ceiling")]
+        top = max(kernels, key=lambda r: np.nan_to_num(r[f"inside_{task}"], nan=-9))
+        print(f"  {task:18s} {top['kernel']:34s} {top[f'inside_{task}']:5.2f} (all bins {top[f'pearson_{task}']:5.2f}) | "
+              f"ceiling {ceiling[f'inside_{task}'] if ceiling else float('nan'):5.2f}")
     total = time.perf_counter() - t0
     print(f"time: cells {t_train:.1f} s, kernels {t_eval:.1f} s ({n_computed} of {n_kernel_scores} scores computed, "
           f"the rest read from the score cache), total {total:.1f} s")
@@ -257,6 +284,7 @@ def main(argv=None):
         "seconds": {"cells": t_train, "kernels": t_eval, "total": total, "trained_now": n_new,
                     "scores_computed": n_computed, "scores_cached": n_kernel_scores - n_computed},
         "leaderboard": table, "table_text": panel.format_leaderboard(table),
+        "best": {key: row["kernel"] for key, row in best.items()},
     }
     out.write_text(json.dumps({**meta, "cells": [s.as_dict() for s in scores]}, indent=1, default=float))
     print(f"wrote {out}")

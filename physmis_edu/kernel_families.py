@@ -10,7 +10,10 @@ Calibration (:func:`fit_by_statistics`) chooses parameters on a small grid by ma
 statistics of kernel-perturbed training data to those of a model's samples: the distribution of
 nearest-training-neighbour distances and, where the task has a rule, the distribution of the
 physical residual of each trajectory (:func:`rule_residual`, refitted per trajectory from ``x``
-alone). The control ``c`` and the task's recovery are never used.
+alone). The control ``c`` and the task's recovery are never used. Every family has an ``IDENTITY``
+parameter set (zero strength: ``mix = 0``, all components kept, ``tau = 0``, no rounding,
+``sigma = 0``) at which ``perturb`` returns its input exactly, and :func:`fit_by_statistics` always
+tries it: a kernel calibrated on a perfect model's samples can then choose "no perturbation".
 
 Measured on the ``ci`` panel (``benchmarks/kernel_panel.py``, 4 tasks x 4 model classes, tuned on
 seed 0, reported on seeds 1 and 2; ``benchmarks/results/kernel_panel_ci.json``): no family reaches
@@ -92,6 +95,8 @@ class NeighbourBlend(_Fitted):
     geometry of the data, not the size of the error.
     """
 
+    IDENTITY = {"mix": 0.0, "sigma": 0.0}
+
     def __init__(self, k: int = 8, mix: float = 0.5, sigma: float = 0.0):
         self.k = check_positive_int(k, "k")
         self.mix = float(mix)
@@ -143,6 +148,8 @@ class NeighbourBlend(_Fitted):
         self._need_fit()
         x = check_trajectories(x, "x", length=self.train_.shape[1], channels=self.train_.shape[2])
         rng = as_rng(rng)
+        if self.mix == 0.0 and self.sigma == 0.0:
+            return _f32(x).copy()  # the identity: no neighbour search, no random numbers
         idx = self.neighbours(x)
         w = rng.dirichlet(np.ones(self.k), size=x.shape[0]).astype(np.float32)
         lam = (self.mix * rng.uniform(size=x.shape[0])).astype(np.float32)
@@ -196,24 +203,32 @@ class Truncation(_PCA):
     """Keep the first ``k`` principal components of a trajectory, plus white noise (Chapter 6).
 
     ``x~ = mean + sum_{i<k} <x - mean, v_i> v_i + sigma * std * eps`` (in standardised units).
+    ``k = None`` (or any ``k >= L * d``) keeps every component: ``x`` itself, exactly, plus the noise.
     Why: networks learn dominant components first (spectral bias); an under-trained or small
     model reproduces the large-variance directions of the data and misses the fine ones. The
     recovery reads the control partly from the fine directions, so truncation moves it coherently.
     """
 
-    def __init__(self, k: int = 4, sigma: float = 0.0):
-        self.k = check_positive_int(k, "k")
+    IDENTITY = {"k": None, "sigma": 0.0}
+
+    def __init__(self, k: int | None = 4, sigma: float = 0.0):
+        self.k = None if k is None else check_positive_int(k, "k")
         self.sigma = check_nonnegative(sigma, "sigma (in training standard deviations)")
 
     def perturb(self, x, rng=None) -> np.ndarray:
         self._need_fit()
         x = check_trajectories(x, "x", length=self.shape_[0], channels=self.shape_[1])
-        z = self._to_z(x)
-        z[:, self.k:] = 0.0
-        return _f32(self._from_z(z, x.shape) + self._noise(x.shape, as_rng(rng)))
+        if self.k is None or self.k >= x.shape[1] * x.shape[2]:
+            # Every component kept: skip the round trip through the basis, so that it is exactly x.
+            kept = np.asarray(x, dtype=np.float64)
+        else:
+            z = self._to_z(x)
+            z[:, self.k:] = 0.0
+            kept = self._from_z(z, x.shape)
+        return _f32(kept + self._noise(x.shape, as_rng(rng)))
 
     def __repr__(self) -> str:
-        return f"Truncation(k={self.k}, sigma={self.sigma:.3g})"
+        return f"Truncation(k={'all' if self.k is None else self.k}, sigma={self.sigma:.3g})"
 
 
 class Shrinkage(_PCA):
@@ -221,10 +236,13 @@ class Shrinkage(_PCA):
 
     Coordinate ``i`` (variance ``lam_i``) is multiplied by ``lam_i / (lam_i + tau * lam_0)``, a
     Wiener filter with a noise floor ``tau`` relative to the largest variance; plus white noise.
+    ``tau = 0`` is no shrinkage: ``x`` itself, exactly, plus the noise.
     Why: a VAE's posterior is noisy, so its decoder averages over a neighbourhood in latent space:
     weak directions are pulled toward the mean more than strong ones (contraction toward
     mid-range in what it produces).
     """
+
+    IDENTITY = {"tau": 0.0, "sigma": 0.0}
 
     def __init__(self, tau: float = 0.01, sigma: float = 0.0):
         self.tau = check_nonnegative(tau, "tau (noise floor relative to the largest variance)")
@@ -233,10 +251,14 @@ class Shrinkage(_PCA):
     def perturb(self, x, rng=None) -> np.ndarray:
         self._need_fit()
         x = check_trajectories(x, "x", length=self.shape_[0], channels=self.shape_[1])
-        lam = self.variances_
-        gain = lam / (lam + self.tau * lam[0] + 1e-300)
-        z = self._to_z(x) * gain
-        return _f32(self._from_z(z, x.shape) + self._noise(x.shape, as_rng(rng)))
+        if self.tau == 0.0:
+            # No noise floor: every gain is 1, so skip the round trip through the basis (exactly x).
+            kept = np.asarray(x, dtype=np.float64)
+        else:
+            lam = self.variances_
+            gain = lam / (lam + self.tau * lam[0] + 1e-300)
+            kept = self._from_z(self._to_z(x) * gain, x.shape)
+        return _f32(kept + self._noise(x.shape, as_rng(rng)))
 
     def __repr__(self) -> str:
         return f"Shrinkage(tau={self.tau:.3g}, sigma={self.sigma:.3g})"
@@ -251,14 +273,19 @@ class Quantise(_Fitted):
     move each value by a random number of bins (Chapter 6).
 
     ``jitter`` is the standard deviation, in bins, of a Gaussian offset rounded to whole bins.
+    ``bins = None`` is no rounding (the identity; ``jitter`` must then be 0).
     Why: the book's Transformer emits bin centres (a known, deterministic error of size up to half a
     bin, fixed before training by ``bins``), and at temperature 1 it samples neighbouring bins
     around the right one. ``bins`` and ``jitter`` are both dimensionless.
     """
 
-    def __init__(self, bins: int = 64, jitter: float = 0.0):
-        self.bins = check_positive_int(bins, "bins", minimum=2)
+    IDENTITY = {"bins": None, "jitter": 0.0}
+
+    def __init__(self, bins: int | None = 64, jitter: float = 0.0):
+        self.bins = None if bins is None else check_positive_int(bins, "bins", minimum=2)
         self.jitter = check_nonnegative(jitter, "jitter (in bins)")
+        if self.bins is None and self.jitter > 0:
+            raise ValueError(f"jitter must be 0 when bins is None (no rounding, no bins to jitter by); got {jitter!r}")
 
     def fit(self, train) -> "Quantise":
         train = check_trajectories(train, "train")
@@ -271,6 +298,8 @@ class Quantise(_Fitted):
     def perturb(self, x, rng=None) -> np.ndarray:
         self._need_fit()
         x = check_trajectories(x, "x", length=self.shape_[0], channels=self.shape_[1])
+        if self.bins is None:
+            return _f32(x).copy()
         width = self.hi_ - self.lo_
         tok = np.floor((x - self.lo_) / width * self.bins)
         if self.jitter > 0:
@@ -288,8 +317,10 @@ class Compounding(_Fitted):
     ``x~ = x + std * e`` (``sigma`` in training standard deviations, ``rho`` in ``[0, 1]``).
     Why: an autoregressive model conditions each step on its own earlier outputs, so an early
     error is carried forward and later steps are worse than early ones; ``rho = 1`` is a random
-    walk, ``rho = 0`` white noise.
+    walk, ``rho = 0`` white noise; ``sigma = 0`` is the identity.
     """
+
+    IDENTITY = {"sigma": 0.0, "rho": 0.0}
 
     def __init__(self, sigma: float = 0.01, rho: float = 0.9):
         self.sigma = check_nonnegative(sigma, "sigma (in training standard deviations)")
@@ -307,6 +338,8 @@ class Compounding(_Fitted):
     def perturb(self, x, rng=None) -> np.ndarray:
         self._need_fit()
         x = check_trajectories(x, "x", length=self.shape_[0], channels=self.shape_[1])
+        if self.sigma == 0.0:
+            return _f32(x).copy()
         eta = as_rng(rng).standard_normal(x.shape)
         e = np.empty_like(eta)
         e[:, 0] = eta[:, 0]
@@ -389,13 +422,26 @@ class StatisticsFit:
         return f"StatisticsFit({self.kernel!r}, loss={self.loss:.3g})"
 
 
+def _grid_points(factory, grid, include_identity: bool) -> list[dict]:
+    """Every combination of ``grid``, with the factory's ``IDENTITY`` first unless a point already holds it."""
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in product(*(grid[k] for k in names))]
+    identity = getattr(factory, "IDENTITY", None) if include_identity else None
+    if identity is not None and not any(all(p.get(k) == v for k, v in identity.items()) for p in points):
+        points.insert(0, dict(identity))
+    return points
+
+
 def fit_by_statistics(factory, grid, train, samples, residual=None, rng=None, n_perturb: int = 500,
-                      residual_weight: float = 1.0) -> StatisticsFit:
+                      residual_weight: float = 1.0, include_identity: bool = True) -> StatisticsFit:
     """Choose kernel parameters on a grid by matching c-free statistics (Chapter 6).
 
     ``factory(**params)`` builds an unfitted kernel (fitted here on ``train``); ``grid`` is a dict
-    ``name -> list of values`` (every combination is tried). The loss compares 19 quantiles of the
-    nearest-training-neighbour distance of kernel-perturbed training trajectories with those of
+    ``name -> list of values`` (every combination is tried). With ``include_identity`` (the default)
+    the family's zero-strength parameters ``factory.IDENTITY`` are tried too (first, so that a tie
+    goes to "no perturbation"): a perfect model's samples must be able to choose the identity.
+    The loss compares 19 quantiles of the nearest-training-neighbour distance of kernel-perturbed
+    training trajectories with those of
     ``samples`` (relative error, log scale), plus ``residual_weight`` times the same for the
     physical residual ``residual(x)`` when one is given. Only trajectories enter; the same random
     numbers are used for every combination.
@@ -417,10 +463,8 @@ def fit_by_statistics(factory, grid, train, samples, residual=None, rng=None, n_
     # residual) and shared by every family calibrated on the same cell. The key holds the residual
     # function itself (not its id), so a different rule can never hit this entry.
     target = _memo(("target", _digest(train), _digest(samples), residual), lambda: stats(samples))
-    names = list(grid)
     best, losses = None, []
-    for values in product(*(grid[k] for k in names)):
-        params = dict(zip(names, values))
+    for params in _grid_points(factory, grid, include_identity):
         kernel = factory(**params)
         if hasattr(kernel, "fit"):
             kernel.fit(train)

@@ -6,7 +6,11 @@ trajectories, caches the training data, fresh true samples and the model's sampl
 against the observed drift without retraining:
 
 * per kernel and cell: Pearson and Spearman of the predicted versus observed per-bin shifts,
-  explained fraction, sign of the mean shift, observed and predicted out-of-support mass;
+  explained fraction, sign of the mean shift, observed and predicted out-of-support mass, and the
+  *inside-range* Pearson over the ``B`` bins inside ``[lo, hi]`` only. The all-bins Pearson
+  includes the two overflow bins: where a model puts most of its mass outside the range, any kernel
+  that also pushes mass out scores near 1 there whatever it predicts inside; the inside-range
+  Pearson cannot be won that way;
 * the *seed-to-seed ceiling*: another seed's histogram used as the prediction;
 * the *perfect-model control*: fresh true samples fed in as "model samples"; a kernel calibrated
   on them must predict no drift beyond the finite-sample null.
@@ -269,7 +273,15 @@ class KernelSpec:
 
 @dataclass
 class CellScore:
-    """One kernel on one cell (Chapter 6): agreement figures and the perfect-model control."""
+    """One kernel on one cell (Chapter 6): agreement figures and the perfect-model control.
+
+    ``pearson``/``spearman``: over all bins, the two overflow bins included; ``inside_pearson``:
+    over the ``B`` bins inside ``[lo, hi]`` only (``NaN`` when either shift is flat there);
+    ``oos_observed``/``oos_predicted``: mass recovered outside ``[lo, hi]`` or failed; ``pm_*``: the
+    perfect-model control, with ``pm_params`` the kernel that calibration chose on true samples and
+    ``pm_identity`` whether that kernel left training trajectories exactly unchanged (chose "no
+    perturbation").
+    """
 
     cell: str
     task: str
@@ -285,9 +297,12 @@ class CellScore:
     oos_observed: float
     oos_predicted: float
     null_tv99: float
+    inside_pearson: float = float("nan")
     pm_tv: float | None = None
     pm_null_tv99: float | None = None
     pm_pass: bool | None = None
+    pm_params: str = ""
+    pm_identity: bool | None = None
     params: str = ""
     seconds: float = 0.0
 
@@ -299,6 +314,19 @@ def _oos(values: np.ndarray, lo: float, hi: float) -> float:
     """Mass recovered outside ``[lo, hi]`` or failed, as a fraction of all trajectories."""
     with np.errstate(invalid="ignore"):
         return float(np.mean(~((values >= lo) & (values <= hi))))
+
+
+def _inside_pearson(ag) -> float:
+    """Pearson of the per-bin shifts over the bins inside ``[lo, hi]`` (the overflow bins dropped)."""
+    from .kernels import _pearson
+
+    return _pearson(ag.dq_predicted[1:-1], ag.dq_observed[1:-1])
+
+
+def _acts_as_identity(kernel, train: np.ndarray, n: int = 64) -> bool:
+    """Whether ``kernel`` returns the first ``n`` training trajectories exactly (its own random stream)."""
+    x = train[:n]
+    return bool(np.array_equal(kernel.perturb(x, np.random.default_rng(0)), x))
 
 
 _NULL_CACHE: dict = {}
@@ -324,12 +352,13 @@ def _tv_to_prior(prior, values, bins: int) -> tuple[float, float]:
 
 
 def perfect_model_control(task, data: CellData, spec: KernelSpec, context: Context, rng=None,
-                          bins: int = 20) -> tuple[float, float, bool]:
+                          bins: int = 20, return_kernel: bool = False):
     """Fresh true samples fed in as the "model": the kernel calibrated on them must predict no drift (Chapter 6).
 
     Returns ``(tv, null_tv99, passed)``: ``tv`` between the prior and the histogram of kernel-perturbed
     training data recovered, the null's 99th percentile for that many trajectories, and whether the
-    prediction stays inside the null (and fails fewer than 1% of recoveries).
+    prediction stays inside the null (and fails fewer than 1% of recoveries). With ``return_kernel``
+    the kernel calibrated on the true samples is appended (to see whether it chose the identity).
     """
     from .kernels import predict_recovered
 
@@ -337,7 +366,8 @@ def perfect_model_control(task, data: CellData, spec: KernelSpec, context: Conte
     kernel = spec.build(data.train, data.fresh, rng, context)
     tv, failed = _tv_to_prior(task.prior, predict_recovered(task, kernel, data.train, rng), bins)
     null = _null99(task.prior, data.train.shape[0], bins)
-    return tv, null, bool(tv <= null and failed <= 0.01)
+    result = (tv, null, bool(tv <= null and failed <= 0.01))
+    return result + (kernel,) if return_kernel else result
 
 
 def score_kernel(task, data: CellData, spec: KernelSpec, context: Context, rng=None, bins: int = 20,
@@ -351,16 +381,18 @@ def score_kernel(task, data: CellData, spec: KernelSpec, context: Context, rng=N
     predicted = predict_recovered(task, kernel, data.train, rng)
     observed = task.measure(data.samples)
     ag = agreement(task.prior, predicted, observed, bins=bins)
-    pm = (None, None, None)
+    pm = (None, None, None, None)
     if control and spec.needs_samples:
-        pm = perfect_model_control(task, data, spec, context, rng, bins)
+        pm = perfect_model_control(task, data, spec, context, rng, bins, return_kernel=True)
     cell = data.cell
     return CellScore(
         cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel=spec.name,
         pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
         sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
         oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
-        null_tv99=_null99(task.prior, observed.size, bins), pm_tv=pm[0], pm_null_tv99=pm[1], pm_pass=pm[2],
+        null_tv99=_null99(task.prior, observed.size, bins), inside_pearson=_inside_pearson(ag),
+        pm_tv=pm[0], pm_null_tv99=pm[1], pm_pass=pm[2], pm_params="" if pm[3] is None else repr(pm[3])[:120],
+        pm_identity=None if pm[3] is None else _acts_as_identity(pm[3], data.train),
         params=repr(kernel)[:120], seconds=time.perf_counter() - start)
 
 
@@ -380,7 +412,8 @@ def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellS
         pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
         sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
         oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
-        null_tv99=_null99(task.prior, observed.size, bins), params=f"seed {other.cell.seed}")
+        null_tv99=_null99(task.prior, observed.size, bins), inside_pearson=_inside_pearson(ag),
+        params=f"seed {other.cell.seed}")
 
 
 # Source files whose code computes a score; a change in any of them invalidates cached scores.
@@ -519,10 +552,14 @@ def _median(values) -> float:
 def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
     """One row per kernel: medians over cells (only ``seeds`` if given), best median Pearson first (Chapter 6).
 
-    Columns: ``pearson`` and ``spearman`` (median), ``ef`` (median explained fraction),
-    ``sign`` (fraction of cells with the mean shift's sign right), ``pm_pass`` (perfect-model pass
-    rate; ``None`` for before-training kernels, which ignore the samples), ``n`` (cells), and the
-    median Pearson per model class.
+    Columns: ``pearson`` and ``spearman`` (median, all bins), ``inside_pearson`` (median Pearson over
+    the bins inside ``[lo, hi]`` only), ``ef`` (median explained fraction), ``sign`` (fraction of
+    cells with the mean shift's sign right), ``pm_pass`` (perfect-model pass rate; ``None`` for
+    before-training kernels, which ignore the samples), ``pm_identity`` (fraction of perfect-model
+    calibrations that chose a kernel acting as the identity), ``oos_observed``
+    and ``oos_predicted`` (median out-of-range mass), ``n`` (cells), the median Pearson per model
+    class and per task (``pearson_{model}``, ``pearson_{task}``) and the same for the inside-range
+    Pearson (``inside_{model}``, ``inside_{task}``).
     """
     rows = {}
     for s in scores:
@@ -536,11 +573,20 @@ def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
                "pearson": _median(g.pearson for g in group), "spearman": _median(g.spearman for g in group),
                "ef": _median(g.explained_fraction for g in group),
                "sign": float(np.mean([g.sign_agree for g in group])),
-               "pm_pass": float(np.mean(pm)) if pm else None}
+               "pm_pass": float(np.mean(pm)) if pm else None,
+               "inside_pearson": _median(g.inside_pearson for g in group),
+               "pm_identity": float(np.mean([bool(g.pm_identity) for g in group if g.pm_pass is not None]))
+               if pm else None,
+               "oos_observed": _median(g.oos_observed for g in group),
+               "oos_predicted": _median(g.oos_predicted for g in group)}
         for model in PANEL_MODELS:
             row[f"pearson_{model}"] = _median(g.pearson for g in group if g.model == model)
         for task in sorted({g.task for g in group}):
             row[f"pearson_{task}"] = _median(g.pearson for g in group if g.task == task)
+        for model in PANEL_MODELS:
+            row[f"inside_{model}"] = _median(g.inside_pearson for g in group if g.model == model)
+        for task in sorted({g.task for g in group}):
+            row[f"inside_{task}"] = _median(g.inside_pearson for g in group if g.task == task)
         table.append(row)
     table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
     return table
@@ -552,11 +598,17 @@ _SHORT = {"DiffusionUNet": "UNet", "DiffusionMLP": "MLP", "Transformer": "GPT", 
 def format_leaderboard(table: list[dict]) -> str:
     """The leaderboard as a fixed-width text table (Chapter 6)."""
     models = [m for m in PANEL_MODELS if any(f"pearson_{m}" in r for r in table)]
-    head = (f"{'kernel':34s} {'n':>3s} {'Pearson':>7s} {'Spear':>6s} {'EF':>6s} {'sign':>5s} {'PM ok':>5s} | "
-            + " ".join(f"{_SHORT[m]:>5s}" for m in models))
+    head = (f"{'kernel':34s} {'n':>3s} {'Pearson':>7s} {'inside':>6s} {'Spear':>6s} {'EF':>6s} {'sign':>5s} "
+            f"{'PM ok':>5s} {'PM id':>5s} {'OOS':>5s} | " + " ".join(f"{_SHORT[m]:>5s}" for m in models)
+            + " | inside: " + " ".join(f"{_SHORT[m]:>5s}" for m in models))
     lines = [head, "-" * len(head)]
+
+    def opt(v):
+        return "  -  " if v is None else f"{v:5.2f}"
+
     for r in table:
-        pm = "  -  " if r["pm_pass"] is None else f"{r['pm_pass']:5.2f}"
-        lines.append(f"{r['kernel'][:34]:34s} {r['n']:3d} {r['pearson']:7.2f} {r['spearman']:6.2f} {r['ef']:6.2f} "
-                     f"{r['sign']:5.2f} {pm} | " + " ".join(f"{r[f'pearson_{m}']:5.2f}" for m in models))
+        lines.append(f"{r['kernel'][:34]:34s} {r['n']:3d} {r['pearson']:7.2f} {r.get('inside_pearson', np.nan):6.2f} "
+                     f"{r['spearman']:6.2f} {r['ef']:6.2f} {r['sign']:5.2f} {opt(r['pm_pass'])} {opt(r.get('pm_identity'))} "
+                     f"{r.get('oos_predicted', np.nan):5.2f} | " + " ".join(f"{r[f'pearson_{m}']:5.2f}" for m in models)
+                     + " |         " + " ".join(f"{r.get(f'inside_{m}', np.nan):5.2f}" for m in models))
     return "\n".join(lines)

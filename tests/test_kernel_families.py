@@ -38,7 +38,8 @@ def test_interface(make, train):
 
 def test_bad_parameters_raise():
     for bad in (lambda: NeighbourBlend(k=0), lambda: NeighbourBlend(mix=1.5), lambda: Truncation(k=0),
-                lambda: Shrinkage(tau=-1), lambda: Quantise(bins=1), lambda: Compounding(rho=2)):
+                lambda: Shrinkage(tau=-1), lambda: Quantise(bins=1), lambda: Compounding(rho=2),
+                lambda: Quantise(bins=None, jitter=0.5)):
         with pytest.raises(ValueError):
             bad()
 
@@ -51,6 +52,35 @@ def test_identity_limits(train):
     q = Quantise(bins=64).fit(train)
     half_bin = 0.5 * (q.hi_ - q.lo_) / 64
     assert np.abs(q.perturb(x, 0) - x).max() <= half_bin + 1e-6
+
+
+FAMILIES = [NeighbourBlend, Truncation, Shrinkage, Quantise, Compounding]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_identity_parameters_are_exactly_the_identity(family, train):
+    x = train[:40]
+    kernel = family(**family.IDENTITY).fit(train)
+    out = kernel.perturb(x, np.random.default_rng(3))
+    assert out.dtype == np.float32 and out is not x
+    np.testing.assert_array_equal(out, x)
+    # On another task's shape too (the toy has d = 2 and L = 8).
+    toy, _ = CurveToy(length=8).sample(100, rng=1)
+    np.testing.assert_array_equal(family(**family.IDENTITY).fit(toy).perturb(toy[:10], 0), toy[:10])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_calibration_can_choose_the_identity(family, train):
+    # Samples that are the training set itself: zero strength matches every statistic exactly, so
+    # every family must choose it, even from a grid that does not list it.
+    grids = {NeighbourBlend: {"k": [4], "mix": [0.3, 0.6], "sigma": [0.0]}, Truncation: {"k": [2, 4], "sigma": [0.0]},
+             Shrinkage: {"tau": [0.01, 0.1], "sigma": [0.0]}, Quantise: {"bins": [16, 64], "jitter": [0.0]},
+             Compounding: {"sigma": [0.01, 0.1], "rho": [0.5]}}
+    fit = fit_by_statistics(family, grids[family], train, train, residual=rule_residual(NoRecovery(length=16)), rng=0)
+    assert fit.params == family.IDENTITY and fit.loss == pytest.approx(0.0, abs=1e-12)
+    assert len(fit.losses) == 3 and fit.losses[0][0] == family.IDENTITY
+    without = fit_by_statistics(family, grids[family], train, train, rng=0, include_identity=False)
+    assert len(without.losses) == 2 and without.params != family.IDENTITY
 
 
 def test_blend_stays_between_neighbours(train):
@@ -96,5 +126,5 @@ def test_fit_by_statistics_finds_the_scale(train):
     fit = fit_by_statistics(Compounding, {"sigma": [0.01, 0.1, 1.0], "rho": [0.0]}, train, samples,
                             residual=rule_residual(task), rng=0)
     assert fit.params == {"sigma": 0.1, "rho": 0.0}
-    assert len(fit.losses) == 3
+    assert len(fit.losses) == 4  # the three grid points and the identity (sigma = 0)
     assert list(inspect.signature(fit_by_statistics).parameters)[:4] == ["factory", "grid", "train", "samples"]

@@ -79,6 +79,52 @@ def test_score_and_ceiling():
     assert score.pm_pass is False  # a fixed shrinkage predicts drift whatever the samples
 
 
+def _spec(name, perturb):
+    return panel.KernelSpec(name, lambda train, samples, rng, ctx: type("K", (), {
+        "perturb": lambda self, x, rng=None: perturb(x).astype(np.float32)})())
+
+
+class _ReadFirstValue:
+    """A task-like recovery that reads the control off the first entry: shifts can be placed exactly."""
+
+    lo, hi = 0.0, 1.0
+
+    def __init__(self):
+        from physmis_edu.tasks import Prior
+
+        self.prior = Prior(0.0, 1.0)
+
+    def measure(self, x):
+        return np.asarray(x, dtype=np.float64)[:, 0, 0]
+
+
+def test_inside_pearson_is_not_won_by_overflow():
+    task, rng, n = _ReadFirstValue(), np.random.default_rng(0), 4000
+    train = rng.uniform(0, 1, size=(n, 4, 1)).astype(np.float32)
+    out_of_range = rng.uniform(size=n) < 0.7
+    # The "model" sends 70% of its mass above the range and keeps the rest in the lower half.
+    samples = np.where(out_of_range[:, None, None], 1.5, 0.5 * train).astype(np.float32)
+    data = panel.CellData(panel.Cell("logistic-chaotic", "VAE", 0), train, train, samples)
+    # A kernel that pushes as much mass out, but keeps the rest in the upper half: wrong inside.
+    wrong = _spec("wrong inside", lambda x: np.where(out_of_range[:, None, None], 1.5, 0.5 + 0.5 * x))
+    right = _spec("right inside", lambda x: np.where(out_of_range[:, None, None], 1.5, 0.5 * x))
+    scores = [panel.score_kernel(task, data, spec, panel.Context(model="VAE"), rng=0, control=False)
+              for spec in (wrong, right)]
+    for s in scores:
+        assert s.oos_observed == pytest.approx(0.7, abs=0.03) and s.oos_predicted == pytest.approx(s.oos_observed)
+        assert s.pearson > 0.95  # over all bins the overflow bin dominates, right or wrong inside
+    assert scores[0].inside_pearson < -0.5 and scores[1].inside_pearson > 0.9
+
+
+def test_perfect_model_control_records_the_chosen_identity():
+    data = _fake_cell()
+    task = panel.make_task("logistic-chaotic")
+    identity = panel.score_kernel(task, data, _gaussian_spec(0.0), panel.Context(model="VAE"), rng=0)
+    noisy = panel.score_kernel(task, data, _gaussian_spec(0.05), panel.Context(model="VAE"), rng=0)
+    assert identity.pm_identity is True and identity.pm_pass and identity.pm_params == "Gaussian(sigma=0)"
+    assert noisy.pm_identity is False and not noisy.pm_pass
+
+
 def test_leaderboard_and_format():
     scores = panel.evaluate_panel([_fake_cell(seed=s, shrink=0.1) for s in (0, 1)],
                                   [_gaussian_spec(0.0), _gaussian_spec(0.01)], rng=0)
@@ -86,9 +132,18 @@ def test_leaderboard_and_format():
     assert kernels == {"Gaussian 0.0", "Gaussian 0.01", "ceiling (other seed)"}
     table = panel.leaderboard(scores, seeds=[1])
     assert all(row["n"] == 1 for row in table)
+    # Chapter 6 reads every "pearson_*" key other than a model class as a task name: new columns
+    # must use other prefixes.
+    for row in table:
+        extra = {k[len("pearson_"):] for k in row if k.startswith("pearson_")} - set(panel.PANEL_MODELS)
+        assert extra == {"logistic-chaotic"}
+        assert {"inside_pearson", "inside_VAE", "inside_logistic-chaotic", "oos_observed", "oos_predicted",
+                "pm_identity"} <= set(row)
+    by_name = {row["kernel"]: row for row in table}
+    assert by_name["Gaussian 0.0"]["pm_identity"] == 1.0 and by_name["Gaussian 0.0"]["pm_pass"] == 1.0
     assert table[0]["kernel"] == "ceiling (other seed)"
     text = panel.format_leaderboard(table)
-    assert "Pearson" in text and "Gaussian 0.01" in text
+    assert "Pearson" in text and "inside" in text and "Gaussian 0.01" in text
 
 
 def test_calibration_never_sees_c():
