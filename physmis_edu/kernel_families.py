@@ -43,7 +43,7 @@ from ._validation import as_rng, check_nonnegative, check_positive_int, check_tr
 from .kernels import nn_distances
 
 __all__ = [
-    "NeighbourBlend", "Truncation", "Shrinkage", "Quantise", "Compounding",
+    "NeighbourBlend", "Truncation", "Shrinkage", "Quantise", "Compounding", "ProxySamples",
     "rule_residual", "fit_by_statistics", "StatisticsFit",
 ]
 
@@ -357,6 +357,42 @@ class Compounding(_Fitted):
 
     def __repr__(self) -> str:
         return f"Compounding(sigma={self.sigma:.3g}, rho={self.rho:.3g})"
+
+
+# ---------------------------------------------------------------------------------------------
+# A cheap proxy model as the kernel of an expensive one
+# ---------------------------------------------------------------------------------------------
+
+class ProxySamples:
+    """The samples of a cheap proxy model, drawn in place of the trajectories (Chapter 6).
+
+    ``perturb(x, rng)`` ignores the values of ``x`` and returns ``len(x)`` of the proxy's samples
+    (without replacement while there are enough, else with replacement): the Markov kernel
+    ``K(x~ | x) = p_proxy(x~)``, so ``q_hat`` is the proxy's own recovered distribution.
+    Why: the drift is a property of the model class (its architecture, loss and sampler) meeting
+    the data; the same class trained on the same trajectories for a small fraction of the budget
+    makes errors of the same kind, so its recovered histogram is a prediction of the expensive
+    model's made without any of its samples. The proxy is trained on trajectories only and never
+    sees ``c`` (see :func:`physmis_edu.panel.load_or_train_proxy`). There is no ``IDENTITY``: a
+    perfect-model control of this kernel is not defined, because its drift comes from the model
+    class, not from samples it could be calibrated on. The residual variant (the proxy's samples
+    minus their nearest training trajectory, added to training data) is
+    :meth:`physmis_edu.kernels.Empirical.from_samples` with the proxy's samples.
+    """
+
+    def __init__(self, samples):
+        self.samples = _f32(check_trajectories(samples, "samples"))
+
+    def perturb(self, x, rng=None) -> np.ndarray:
+        """``len(x)`` proxy samples, float32 of ``x``'s shape; ``x`` must have the samples' ``(L, d)``."""
+        _, length, d = self.samples.shape
+        x = check_trajectories(x, "x", length=length, channels=d)
+        n, pool = x.shape[0], self.samples.shape[0]
+        pick = as_rng(rng).choice(pool, size=n, replace=n > pool)
+        return self.samples[pick].copy()
+
+    def __repr__(self) -> str:
+        return f"ProxySamples(n_samples={self.samples.shape[0]})"
 
 
 # ---------------------------------------------------------------------------------------------

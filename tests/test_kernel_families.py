@@ -128,3 +128,25 @@ def test_fit_by_statistics_finds_the_scale(train):
     assert fit.params == {"sigma": 0.1, "rho": 0.0}
     assert len(fit.losses) == 4  # the three grid points and the identity (sigma = 0)
     assert list(inspect.signature(fit_by_statistics).parameters)[:4] == ["factory", "grid", "train", "samples"]
+
+
+def test_proxy_samples_draws_the_proxy_in_place_of_the_data(train):
+    from physmis_edu.kernel_families import ProxySamples
+
+    proxy = (train[:100] + 0.5).astype(np.float32)  # marked, so a drawn row is recognisably the proxy's
+    kernel = ProxySamples(proxy)
+    out = kernel.perturb(train[:60], np.random.default_rng(2))
+    assert out.shape == (60, 16, 1) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, kernel.perturb(train[:60], np.random.default_rng(2)))
+    rows = {r.tobytes() for r in proxy}
+    assert all(r.tobytes() in rows for r in out)
+    assert len({r.tobytes() for r in out}) == 60  # without replacement while the pool is large enough
+    # As many rows as the pool: q_hat is exactly the proxy's own histogram (a permutation of it).
+    full = kernel.perturb(train[:100], 0)
+    np.testing.assert_array_equal(np.sort(full[:, 0, 0]), np.sort(proxy[:, 0, 0]))
+    assert kernel.perturb(train[:250], 0).shape == (250, 16, 1)  # more rows than the pool: with replacement
+    with pytest.raises(ValueError):
+        kernel.perturb(train[:5, :8], 0)  # wrong length
+    with pytest.raises(ValueError):
+        ProxySamples(proxy[:, :, 0])  # not (n, L, d)
+    assert repr(kernel) == "ProxySamples(n_samples=100)"
