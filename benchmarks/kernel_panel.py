@@ -5,7 +5,8 @@ against the observed drift, prints the leaderboard and writes JSON.
 
     python benchmarks/kernel_panel.py [--profile ci|gpu] [--cache DIR] [--seeds 0 1 2]
                                       [--tune-seed 0] [--jobs 2] [--tasks ...] [--models ...]
-                                      [--no-score-cache] [--results benchmarks/results/kernel_panel_ci.json]
+                                      [--no-score-cache] [--proxy-fractions 0.0625 0.125 0.25] [--no-proxy]
+                                      [--results benchmarks/results/kernel_panel_ci.json]
 
 ``--results`` also writes the small summary (metadata, leaderboard, best kernels) that Chapter 6
 renders. The leaderboard shows the all-bins Pearson (overflow bins included) and the inside-range
@@ -25,6 +26,23 @@ parameters of the *before-training* kernels are chosen on the cells of ``--tune-
 the leaderboard reports the other seeds. A before-training kernel for task T takes the
 parameters calibrated on seed ``--tune-seed`` of a *different* task (``SOURCE_TASK[T]``) for the
 same model class and never looks at the model's samples on T.
+Two routed rows: ``routed per model`` picks, per model class, the family (or baseline) with the
+best median all-bins Pearson on the tune seed; ``routed by inside`` picks by the inside-range Pearson.
+
+Proxy kernels (before training): for every cell, the same model class trained on the cell's training
+trajectories for a share of its ``train_steps`` (:func:`physmis_edu.panel.load_or_train_proxy`,
+seeded from its own stream, cached as ``{cache}/proxy_*.npz``). ``Proxy samples`` uses the proxy's
+samples as ``q_hat`` (:class:`~physmis_edu.kernel_families.ProxySamples`); ``Proxy residuals`` adds
+the proxy's nearest-neighbour residuals to the training data (:class:`Empirical`). Each kind's share is
+chosen among ``--proxy-fractions`` by median Pearson on the tune-seed cells (one share for every task
+and model class), then trained for every seed. No perfect-model control (``-``): the proxy is not
+calibrated on samples, so feeding it true samples is not defined (see :mod:`physmis_edu.panel`).
+Measured on the ``ci`` panel, 2 shared cores, ``--jobs 2``: the shares 1/16, 1/8, 1/4 scored median
+Pearson 0.46, 0.46, 0.57 (samples) and 0.23, 0.27, 0.40 (residuals) on seed 0, so 1/4 was chosen;
+the 48 proxies at 1/4 cost 593 s of training+sampling summed over the two processes (the U-Net's and
+GPT's sampling do not shrink with the budget), the whole proxy stage from an empty proxy cache 445 s
+wall. On seeds 1-2 ``Proxy samples`` reaches median Pearson 0.64 (inside 0.61) but EF -0.04: the
+short-budget proxy drifts in the right pattern but too far.
 Writes ``{cache}/leaderboard.json`` (every cell score, the table, timings).
 """
 
@@ -52,8 +70,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from physmis_edu import panel  # noqa: E402
-from physmis_edu.kernel_families import (Compounding, NeighbourBlend, Quantise, Shrinkage, Truncation,  # noqa: E402
-                                         fit_by_statistics, rule_residual)
+from physmis_edu.kernel_families import (Compounding, NeighbourBlend, ProxySamples, Quantise, Shrinkage,  # noqa: E402
+                                         Truncation, fit_by_statistics, rule_residual)
 from physmis_edu.kernels import Empirical, Gaussian, Smooth, calibrate  # noqa: E402
 
 # The task whose tune-seed calibration a before-training kernel borrows (never the task itself).
@@ -144,6 +162,113 @@ def before_training_specs(datas, tune_seed: int):
     return specs
 
 
+PROXY_FRACTIONS = (0.0625, 0.125, 0.25)
+PROXY_KINDS = {"samples": "Proxy samples (before training)", "residuals": "Proxy residuals (before training)"}
+
+
+def _proxy_digest(proxies: dict) -> str:
+    import hashlib
+
+    text = ";".join(f"{c.label}:{p.digest()}" for c, p in sorted(proxies.items(), key=lambda kv: kv[0].label))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def proxy_spec(kind: str, fraction: float, proxies: dict, datas, name: str | None = None):
+    """A before-training kernel from each cell's cheap proxy (``proxies``: Cell -> ProxyData at ``fraction``).
+
+    ``samples``: the proxy's samples drawn in place of the training data (``q_hat`` = the proxy's own
+    recovered histogram); ``residuals``: the proxy's residuals against its nearest training trajectory
+    (:class:`Empirical`), added to the training data. The build finds the cell's proxy from the
+    context's task and model class and the training set's bytes; it never sees the model's samples.
+    """
+    import hashlib
+
+    def digest(train):
+        return hashlib.sha1(np.ascontiguousarray(train).tobytes()).hexdigest()
+
+    by_train = {(d.cell.task, d.cell.model, digest(d.train)): proxies[d.cell] for d in datas if d.cell in proxies}
+
+    def build(train, samples, rng, context):
+        key = (context.task, context.model, digest(train))
+        if key not in by_train:
+            raise ValueError(f"no proxy for {context.task}/{context.model} with this training set")
+        proxy = by_train[key].samples
+        if kind == "samples":
+            return ProxySamples(proxy)
+        return Empirical.from_samples(train, proxy, rng=rng, max_samples=1000)
+
+    family = {"samples": "ProxySamples", "residuals": "Empirical"}[kind]
+    params = {"family": family, "proxy": kind, "fraction": float(fraction), "proxies": _proxy_digest(proxies),
+              **({"max_samples": 1000} if kind == "residuals" else {})}
+    return panel.KernelSpec(name or f"{PROXY_KINDS[kind]} {fraction:g}", build, needs_samples=False, params=params,
+                            description=f"cheap proxy ({fraction:g} of train_steps), {kind}")
+
+
+def _train_proxy(job):
+    cell, cache, fraction = job
+    proxy = panel.load_or_train_proxy(cell, cache, fraction, device=None if cell.profile == "gpu" else "cpu", threads=1)
+    return proxy.cell, proxy.seconds, proxy.cached
+
+
+def train_proxies(cells, cache, fraction, jobs):
+    """Every cell's proxy at ``fraction`` (missing ones trained in ``jobs`` processes); Cell -> ProxyData, seconds."""
+    todo = [(c, cache, fraction) for c in cells if not panel.proxy_path(c, cache, fraction).exists()]
+    if jobs > 1 and len(todo) > 1:
+        with Pool(jobs) as pool:
+            trained = pool.map(_train_proxy, todo, chunksize=1)
+    else:
+        trained = [_train_proxy(j) for j in todo]
+    proxies = {c: panel.load_or_train_proxy(c, cache, fraction) for c in cells}
+    return proxies, sum(s for _, s, cached in trained if not cached), len(trained)
+
+
+def build_proxy_specs(cells, datas, args):
+    """Train (or load) the proxies and return the two proxy kernel specs and a summary for the JSON.
+
+    With several candidate shares, every share is trained for the tune-seed cells only and each
+    proxy kind keeps the share with the best median Pearson over those cells (one share for all
+    tasks and model classes: a design choice, like the grids); then the chosen share is trained for
+    every cell. The reported seeds never influence the choice.
+    """
+    start = time.perf_counter()
+    fractions = sorted({float(f) for f in args.proxy_fractions})
+    for f in fractions:
+        panel._check_fraction(f)
+    tune_cells = [c for c in cells if c.seed == args.tune_seed]
+    train_seconds, trained_now, tuning = 0.0, 0, {}
+    chosen = {kind: fractions[0] for kind in PROXY_KINDS}
+    if len(fractions) > 1 and tune_cells:
+        tune_datas = [d for d in datas if d.cell.seed == args.tune_seed]
+        tune_specs = []
+        for f in fractions:
+            proxies, seconds, n = train_proxies(tune_cells, args.cache, f, args.jobs)
+            train_seconds, trained_now = train_seconds + seconds, trained_now + n
+            tune_specs += [proxy_spec(kind, f, proxies, tune_datas) for kind in PROXY_KINDS]
+        tune_scores = panel.evaluate_panel(tune_datas, tune_specs, bins=args.bins, rng=0, residual_for=rule_residual,
+                                           score_cache=None if args.no_score_cache else args.cache)
+        for kind, label in PROXY_KINDS.items():
+            tuning[kind] = {}
+            for f in fractions:
+                group = [s for s in tune_scores if s.kernel == f"{label} {f:g}"]
+                tuning[kind][f"{f:g}"] = {"pearson": panel._median(s.pearson for s in group),
+                                          "inside_pearson": panel._median(s.inside_pearson for s in group),
+                                          "ef": panel._median(s.explained_fraction for s in group)}
+            chosen[kind] = max(fractions, key=lambda f: np.nan_to_num(tuning[kind][f"{f:g}"]["pearson"], nan=-9))
+        print(f"proxy shares on tune seed {args.tune_seed} (median Pearson / inside / EF):")
+        for kind, row in tuning.items():
+            print(f"  {kind:9s} " + "  ".join(f"{f}: {v['pearson']:.2f}/{v['inside_pearson']:.2f}/{v['ef']:.2f}"
+                                               for f, v in row.items()))
+    specs = []
+    for kind, label in PROXY_KINDS.items():
+        proxies, seconds, n = train_proxies(cells, args.cache, chosen[kind], args.jobs)
+        train_seconds, trained_now = train_seconds + seconds, trained_now + n
+        specs.append(proxy_spec(kind, chosen[kind], proxies, datas, name=label))
+    meta = {"fractions": fractions, "chosen": chosen, "tuning_on_tune_seed": tuning, "seed": "default_rng([seed, 8])",
+            "sample_stream": "[seed, 7, 1]", "n_samples": "n_train", "seconds": time.perf_counter() - start,
+            "train_seconds": train_seconds, "trained_now": trained_now}
+    return specs, meta
+
+
 def _train_one(cell_and_cache):
     cell, cache = cell_and_cache
     data = panel.load_or_train(cell, cache, device=None if cell.profile == "gpu" else "cpu", threads=1)
@@ -159,13 +284,14 @@ def _score_cells(indices):
                                 residual_for=rule_residual, only=set(indices), score_cache=_STATE["score_cache"])
 
 
-def route_by_tune_seed(scores, tune_seed: int, families):
-    """Per model class, the family with the best median Pearson on the tune seed; its scores as a new kernel row."""
+def route_by_tune_seed(scores, tune_seed: int, families, key: str = "pearson",
+                       name: str = "routed per model (tuned on seed)"):
+    """Per model class, the family with the best median ``key`` (a CellScore field) on the tune seed; its scores as a new row ``name``."""
     chosen = {}
     for model in panel.PANEL_MODELS:
         best = None
         for fam in families:
-            vals = [s.pearson for s in scores if s.kernel == fam and s.model == model and s.seed == tune_seed]
+            vals = [getattr(s, key) for s in scores if s.kernel == fam and s.model == model and s.seed == tune_seed]
             med = panel._median(vals)
             if np.isfinite(med) and (best is None or med > best[1]):
                 best = (fam, med)
@@ -174,7 +300,7 @@ def route_by_tune_seed(scores, tune_seed: int, families):
     routed = []
     for s in scores:
         if chosen.get(s.model) == s.kernel:
-            r = panel.CellScore(**{**s.__dict__, "kernel": "routed per model (tuned on seed)"})
+            r = panel.CellScore(**{**s.__dict__, "kernel": name})
             routed.append(r)
     return routed, chosen
 
@@ -197,6 +323,10 @@ def main(argv=None):
     ap.add_argument("--bins", type=int, default=20)
     ap.add_argument("--no-score-cache", action="store_true",
                     help="rescore every kernel; neither read nor write {cache}/scores")
+    ap.add_argument("--proxy-fractions", type=float, nargs="+", default=list(PROXY_FRACTIONS),
+                    help="candidate shares of train_steps for the cheap proxy models; with more than one, each "
+                    "proxy kernel's share is chosen on the tune seed (median Pearson) and trained for every seed")
+    ap.add_argument("--no-proxy", action="store_true", help="skip the proxy-model kernels")
     ap.add_argument("--out", default=None, help="JSON path (default {cache}/leaderboard.json)")
     ap.add_argument("--results", default=None, help="also write a small JSON (metadata + leaderboard only) here, "
                     "e.g. benchmarks/results/kernel_panel_ci.json for the book")
@@ -219,6 +349,14 @@ def main(argv=None):
     print(f"{len(cells)} cells ready in {t_train:.1f} s ({n_new} trained now, "
           f"{sum(s for _, s, c in trained if not c):.0f} s of training+sampling)", flush=True)
 
+    proxy_specs, proxy_meta, t_proxy = [], None, 0.0
+    if not args.no_proxy:
+        proxy_specs, proxy_meta = build_proxy_specs(cells, datas, args)
+        t_proxy = proxy_meta["seconds"]
+        print(f"proxies ready in {t_proxy:.1f} s ({proxy_meta['trained_now']} trained now, "
+              f"{proxy_meta['train_seconds']:.0f} s of training+sampling); share of train_steps chosen on seed "
+              f"{args.tune_seed}: {proxy_meta['chosen']}", flush=True)
+
     fam_specs = family_specs()
     specs = baseline_specs() + fam_specs
     tasks = {c.task for c in cells}
@@ -226,6 +364,7 @@ def main(argv=None):
         specs += before_training_specs(datas, args.tune_seed)
     else:
         print("before-training kernels skipped: they need the tune seed and each task's source task in the panel")
+    specs += proxy_specs
     t1 = time.perf_counter()
     score_dir = Path(args.cache) / "scores"
     n_files_before = sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0
@@ -244,6 +383,9 @@ def main(argv=None):
         n_computed = (sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0) - n_files_before
     routed, chosen = route_by_tune_seed(scores, args.tune_seed, [s.name for s in fam_specs + baseline_specs()])
     scores += routed
+    routed_inside, chosen_inside = route_by_tune_seed(scores, args.tune_seed, [s.name for s in fam_specs + baseline_specs()],
+                                                      key="inside_pearson", name="routed by inside (tuned on seed)")
+    scores += routed_inside
     t_eval = time.perf_counter() - t1
 
     report_seeds = [s for s in args.seeds if s != args.tune_seed] or args.seeds
@@ -253,6 +395,7 @@ def main(argv=None):
           f"sign = mean shift sign right, PM ok = perfect-model control passed; last columns: median Pearson per model)")
     print(panel.format_leaderboard(table))
     print(f"\nrouted per model class (chosen on seed {args.tune_seed}): {chosen}")
+    print(f"routed by inside-range Pearson (chosen on seed {args.tune_seed}): {chosen_inside}")
     best = best_kernels(table)
     for key, row in best.items():
         print(f"best kernel by median {key}: {row['kernel']} ({key} {row[key]:.2f}, all-bins Pearson "
@@ -267,7 +410,7 @@ def main(argv=None):
         print(f"  {task:18s} {top['kernel']:34s} {top[f'inside_{task}']:5.2f} (all bins {top[f'pearson_{task}']:5.2f}) | "
               f"ceiling {ceiling[f'inside_{task}'] if ceiling else float('nan'):5.2f}")
     total = time.perf_counter() - t0
-    print(f"time: cells {t_train:.1f} s, kernels {t_eval:.1f} s ({n_computed} of {n_kernel_scores} scores computed, "
+    print(f"time: cells {t_train:.1f} s, proxies {t_proxy:.1f} s, kernels {t_eval:.1f} s ({n_computed} of {n_kernel_scores} scores computed, "
           f"the rest read from the score cache), total {total:.1f} s")
 
     try:
@@ -280,9 +423,12 @@ def main(argv=None):
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": args.profile,
         "seeds": args.seeds, "tune_seed": args.tune_seed, "report_seeds": report_seeds, "git_commit": commit,
         "bins": args.bins, "sizes": panel.PANEL_SIZES[args.profile], "budgets": panel.PANEL_BUDGETS[args.profile],
-        "source_task_for_before_training": SOURCE_TASK, "routed": chosen,
+        "source_task_for_before_training": SOURCE_TASK, "routed": chosen, "routed_inside": chosen_inside,
+        "proxy": proxy_meta,
         "seconds": {"cells": t_train, "kernels": t_eval, "total": total, "trained_now": n_new,
-                    "scores_computed": n_computed, "scores_cached": n_kernel_scores - n_computed},
+                    "scores_computed": n_computed, "scores_cached": n_kernel_scores - n_computed,
+                    "proxies": t_proxy, "proxies_trained_now": 0 if proxy_meta is None else proxy_meta["trained_now"],
+                    "proxy_train_seconds": 0.0 if proxy_meta is None else proxy_meta["train_seconds"]},
         "leaderboard": table, "table_text": panel.format_leaderboard(table),
         "best": {key: row["kernel"] for key, row in best.items()},
     }

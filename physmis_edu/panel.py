@@ -15,6 +15,15 @@ against the observed drift without retraining:
 * the *perfect-model control*: fresh true samples fed in as "model samples"; a kernel calibrated
   on them must predict no drift beyond the finite-sample null.
 
+A *proxy* (:func:`load_or_train_proxy`) is the cell's model class trained on the cell's own training
+trajectories for a small share of its optimiser steps, seeded from its own stream (never the cell's
+seed), and cached like the cells (``proxy_*.npz``, keyed by :func:`proxy_config`). Its samples give a
+*before-training* kernel: they use no sample of the expensive model. There is no perfect-model control
+for it (reported as ``-`` like the other before-training kernels): that control asks whether a kernel
+*calibrated on samples* predicts no drift when the samples are true data, but the proxy is not
+calibrated on samples at all; its drift is a property of the model class under a short budget, and
+feeding true data in place of the proxy would simply return the prior.
+
 Kernels enter through :class:`KernelSpec`, whose ``build(train, samples, rng)`` sees trajectories
 only, never the control ``c`` (nor the task's recovery): calibration cannot be fitted to the answer.
 Torch is imported only when a model is trained.
@@ -48,7 +57,8 @@ __all__ = [
     "PANEL_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
     "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
     "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
-    "format_leaderboard", "score_code_hash", "score_key",
+    "format_leaderboard", "score_code_hash", "score_key", "proxy_seed", "proxy_config", "proxy_path", "ProxyData",
+    "load_or_train_proxy",
 ]
 
 PANEL_VERSION = 1
@@ -232,6 +242,88 @@ def load_or_train(cell: Cell, cache="benchmarks/out/panel", device: str | None =
     seconds = time.perf_counter() - start
     _atomic_savez(path, samples=samples, seconds=np.float64(seconds))
     return CellData(cell, train, fresh, samples, seconds, cached=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cheap proxy models (a before-training kernel)
+# ---------------------------------------------------------------------------------------------
+
+def _check_fraction(fraction) -> float:
+    fraction = float(fraction)
+    if not (0.0 < fraction <= 1.0):
+        raise ValueError(f"fraction must lie in (0, 1] (the share of the cell's train_steps); got {fraction!r}")
+    return fraction
+
+
+def proxy_seed(cell: Cell) -> int:
+    """The proxy's model seed: drawn from its own stream ``[seed, 8]``, never the cell's seed itself."""
+    return int(np.random.default_rng([cell.seed, 8]).integers(2**31))
+
+
+def proxy_config(cell: Cell, fraction: float) -> dict:
+    """Everything that determines a cell's proxy samples, as a JSON-able dict (Chapter 6).
+
+    The proxy is the cell's model class with ``ceil(fraction * train_steps)`` optimiser steps (the
+    rest of the configuration unchanged), trained on the cell's training trajectories with seed
+    :func:`proxy_seed`, and sampled ``n_train`` times from the stream ``[seed, 7, 1]``.
+    """
+    fraction = _check_fraction(fraction)
+    config = _model_config(cell.model, cell.profile)
+    config["train_steps"] = max(1, int(np.ceil(fraction * config["train_steps"])))
+    return {"version": PANEL_VERSION, "proxy_of": cell_config(cell), "fraction": fraction, "model_config": config,
+            "seed": proxy_seed(cell), "n_samples": PANEL_SIZES[cell.profile]["n_train"], "sample_stream": [cell.seed, 7, 1]}
+
+
+def proxy_path(cell: Cell, cache, fraction: float) -> Path:
+    """Where a cell's proxy samples live: ``{cache}/proxy_{task}_{model}_s{seed}_{hash}.npz``."""
+    return Path(cache) / f"proxy_{cell.task}_{cell.model}_s{cell.seed}_{config_hash(proxy_config(cell, fraction))}.npz"
+
+
+@dataclass
+class ProxyData:
+    """A cell's proxy samples (Chapter 6): ``samples`` ``(n_train, L, d)``, ``seconds`` of training plus sampling."""
+
+    cell: Cell
+    fraction: float
+    samples: np.ndarray
+    seconds: float = 0.0
+    cached: bool = True
+
+    def digest(self) -> str:
+        """SHA-256 of the samples (dtype, shape and bytes), short."""
+        a = np.ascontiguousarray(self.samples)
+        h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.view(np.uint8).reshape(-1))
+        return h.hexdigest()[:16]
+
+
+def load_or_train_proxy(cell: Cell, cache="benchmarks/out/panel", fraction: float = 0.125, device: str | None = None,
+                        threads: int | None = 1) -> ProxyData:
+    """A cheap proxy of a cell's model, trained on the cell's training trajectories only: its samples (Chapter 6).
+
+    From the cache, or trained now (:func:`proxy_config`). Neither ``c`` nor the task's recovery is
+    used: only :func:`_task_data`'s training trajectories reach the model.
+    """
+    cache = Path(cache)
+    path = proxy_path(cell, cache, fraction)
+    if path.exists():
+        with np.load(path) as blob:
+            return ProxyData(cell, _check_fraction(fraction), blob["samples"], float(blob["seconds"]), cached=True)
+    config = proxy_config(cell, fraction)
+    train, _ = _task_data(cell, cache)
+    import torch
+
+    from .models import MODELS
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    start = time.perf_counter()
+    model = MODELS[cell.model](**config["model_config"], seed=config["seed"], device=device, progress=False)
+    model.fit(train)
+    samples = model.sample(config["n_samples"], rng=np.random.default_rng(config["sample_stream"]))
+    seconds = time.perf_counter() - start
+    _atomic_savez(path, samples=samples, seconds=np.float64(seconds))
+    return ProxyData(cell, config["fraction"], samples, seconds, cached=False)
 
 
 # ---------------------------------------------------------------------------------------------

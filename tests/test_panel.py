@@ -216,3 +216,78 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(panel, "score_code_hash", lambda extra=(): "edited")
     run(tmp_path)
     assert len(builds) == 8
+
+
+def _panel_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_panel.py"
+    spec = importlib.util.spec_from_file_location("kernel_panel_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_proxy_kernel_never_reads_c_and_its_cache_round_trips(tiny, tmp_path, monkeypatch):
+    import torch
+
+    from physmis_edu.tasks import LogisticMap
+
+    torch.set_num_threads(1)
+    script = _panel_script()
+    cell = panel.Cell("logistic-chaotic", "VAE", 1)
+    train, fresh = panel._task_data(cell, tmp_path)
+    data = panel.CellData(cell, train, fresh, fresh)  # the "expensive model" is not needed before scoring
+    context = panel.Context(model="VAE", task="logistic-chaotic")
+    recover = LogisticMap.recover
+
+    def no_recovery(self, x):
+        raise AssertionError("the recovery was called before the final scoring step")
+
+    # Training the proxy, building both proxy kernels and perturbing: no recovery, hence no c.
+    monkeypatch.setattr(LogisticMap, "recover", no_recovery)
+    first = panel.load_or_train_proxy(cell, tmp_path, fraction=0.5)
+    again = panel.load_or_train_proxy(cell, tmp_path, fraction=0.5)
+    assert not first.cached and again.cached and first.fraction == 0.5
+    np.testing.assert_array_equal(first.samples, again.samples)
+    assert first.samples.shape == train.shape == (300, 32, 1) and first.digest() == again.digest()
+    config = panel.proxy_config(cell, 0.5)
+    assert config["model_config"]["train_steps"] == 15  # half of the tiny budget of 30
+    assert config["seed"] == panel.proxy_seed(cell) and config["seed"] not in (0, 1, 2)  # not the cells' seeds
+    assert panel.proxy_path(cell, tmp_path, 0.5).exists()
+    assert panel.proxy_path(cell, tmp_path, 0.25) != panel.proxy_path(cell, tmp_path, 0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        panel.proxy_config(cell, 0.0)
+    specs = [script.proxy_spec(kind, 0.5, {cell: first}, [data]) for kind in script.PROXY_KINDS]
+    assert all(not s.needs_samples and s.params["fraction"] == 0.5 for s in specs)
+    assert list(inspect.signature(specs[0].build).parameters) == ["train", "samples", "rng", "context"]
+    kernels = [s.build(train, None, np.random.default_rng(0), context) for s in specs]
+    perturbed = [k.perturb(train, np.random.default_rng(1)) for k in kernels]
+    assert all(p.shape == train.shape for p in perturbed)
+    with pytest.raises(ValueError, match="no proxy"):
+        specs[0].build(fresh, None, np.random.default_rng(0), context)  # another training set: not its proxy
+
+    monkeypatch.setattr(LogisticMap, "recover", recover)
+    task = panel.make_task("logistic-chaotic")
+    # Proxy samples as q_hat: exactly the proxy's own recovered values (as many draws as samples).
+    np.testing.assert_array_equal(np.sort(task.measure(perturbed[0])), np.sort(task.measure(first.samples)))
+    score = panel.score_kernel(task, data, specs[0], context, rng=0)
+    assert score.pm_pass is None and score.pm_identity is None  # before training: no perfect-model control
+    assert np.isfinite(score.pearson) and score.tv_predicted > 0
+
+
+def test_routing_by_inside_pearson():
+    script = _panel_script()
+
+    def score(kernel, seed, pearson, inside):
+        return panel.CellScore(cell=f"sine/VAE/s{seed}", task="sine", model="VAE", seed=seed, kernel=kernel,
+                               pearson=pearson, spearman=0.0, explained_fraction=0.0, sign_agree=True,
+                               tv_observed=0.1, tv_predicted=0.1, oos_observed=0.0, oos_predicted=0.0,
+                               null_tv99=0.05, inside_pearson=inside)
+
+    scores = [score("a", 0, 0.9, 0.1), score("b", 0, 0.5, 0.7), score("a", 1, 0.2, 0.2), score("b", 1, 0.3, 0.3)]
+    routed, chosen = script.route_by_tune_seed(scores, 0, ["a", "b"])
+    assert chosen == {"VAE": "a"} and {r.kernel for r in routed} == {"routed per model (tuned on seed)"}
+    routed, chosen = script.route_by_tune_seed(scores, 0, ["a", "b"], key="inside_pearson", name="inside")
+    assert chosen == {"VAE": "b"} and [r.pearson for r in routed if r.seed == 1] == [0.3]
