@@ -690,7 +690,9 @@ _SHORT = {"DiffusionUNet": "UNet", "DiffusionMLP": "MLP", "Transformer": "GPT", 
 def format_leaderboard(table: list[dict]) -> str:
     """The leaderboard as a fixed-width text table (Chapter 6)."""
     models = [m for m in PANEL_MODELS if any(f"pearson_{m}" in r for r in table)]
-    head = (f"{'kernel':34s} {'n':>3s} {'Pearson':>7s} {'inside':>6s} {'Spear':>6s} {'EF':>6s} {'sign':>5s} "
+    # 34 columns unless a kernel's name is longer (then the table widens; no name is cut).
+    width = max([34] + [len(r["kernel"]) for r in table])
+    head = (f"{'kernel':{width}s} {'n':>3s} {'Pearson':>7s} {'inside':>6s} {'Spear':>6s} {'EF':>6s} {'sign':>5s} "
             f"{'PM ok':>5s} {'PM id':>5s} {'OOS':>5s} | " + " ".join(f"{_SHORT[m]:>5s}" for m in models)
             + " | inside: " + " ".join(f"{_SHORT[m]:>5s}" for m in models))
     lines = [head, "-" * len(head)]
@@ -699,7 +701,7 @@ def format_leaderboard(table: list[dict]) -> str:
         return "  -  " if v is None else f"{v:5.2f}"
 
     for r in table:
-        lines.append(f"{r['kernel'][:34]:34s} {r['n']:3d} {r['pearson']:7.2f} {r.get('inside_pearson', np.nan):6.2f} "
+        lines.append(f"{r['kernel']:{width}s} {r['n']:3d} {r['pearson']:7.2f} {r.get('inside_pearson', np.nan):6.2f} "
                      f"{r['spearman']:6.2f} {r['ef']:6.2f} {r['sign']:5.2f} {opt(r['pm_pass'])} {opt(r.get('pm_identity'))} "
                      f"{r.get('oos_predicted', np.nan):5.2f} | " + " ".join(f"{r[f'pearson_{m}']:5.2f}" for m in models)
                      + " |         " + " ".join(f"{r.get(f'inside_{m}', np.nan):5.2f}" for m in models))

@@ -150,3 +150,35 @@ def test_proxy_samples_draws_the_proxy_in_place_of_the_data(train):
     with pytest.raises(ValueError):
         ProxySamples(proxy[:, :, 0])  # not (n, L, d)
     assert repr(kernel) == "ProxySamples(n_samples=100)"
+
+
+def test_proxy_samples_shrunk_toward_the_prior(train):
+    """lambda = 0 predicts the curated data's own histogram (the prior, within the null); lambda = 1 is the unshrunk proxy."""
+    from physmis_edu.kernel_families import ProxySamples
+    from physmis_edu.metrics import null_quantile, prior_probs, recovered_histogram, total_variation
+
+    task = LogisticMap(length=16)
+    proxy = task.sample(300, rng=7)[0] * np.float32(0.97)  # a "proxy" that drifts: a contracted trajectory
+    bins, prior = 20, task.prior
+
+    def hist(values):
+        return recovered_histogram(values, task.lo, task.hi, bins).probs
+
+    q_train = hist(task.measure(ProxySamples(proxy, mix=0.0).perturb(train, np.random.default_rng(3))))
+    np.testing.assert_array_equal(ProxySamples(proxy, mix=0.0).perturb(train, 3), train)  # the identity
+    assert total_variation(prior_probs(prior, bins), q_train) <= null_quantile(prior, train.shape[0], bins=bins, q=0.99,
+                                                                                  rng=np.random.default_rng(0))
+    # lambda = 1: the same rows, from the same stream, as the unshrunk kernel (the existing proxy row).
+    np.testing.assert_array_equal(ProxySamples(proxy, mix=1.0).perturb(train, np.random.default_rng(4)),
+                                  ProxySamples(proxy).perturb(train, np.random.default_rng(4)))
+    q_proxy = hist(task.measure(proxy))
+    np.testing.assert_allclose(hist(task.measure(ProxySamples(proxy, mix=1.0).perturb(train, 4))), q_proxy)
+    # In between: exactly round(lambda * n) proxy rows, so q_hat is the lambda-mixture of the two histograms.
+    half = ProxySamples(proxy, mix=0.5).perturb(train, np.random.default_rng(5))
+    from_proxy = ~np.all(half == train, axis=(1, 2))
+    assert from_proxy.sum() == 150
+    q_half = hist(task.measure(half))
+    assert total_variation(q_half, 0.5 * q_train + 0.5 * q_proxy) < 0.5 * total_variation(q_train, q_proxy)
+    assert repr(ProxySamples(proxy, mix=0.5)) == "ProxySamples(n_samples=300, mix=0.5)"
+    with pytest.raises(ValueError, match="mix"):
+        ProxySamples(proxy, mix=1.5)

@@ -291,3 +291,27 @@ def test_routing_by_inside_pearson():
     assert chosen == {"VAE": "a"} and {r.kernel for r in routed} == {"routed per model (tuned on seed)"}
     routed, chosen = script.route_by_tune_seed(scores, 0, ["a", "b"], key="inside_pearson", name="inside")
     assert chosen == {"VAE": "b"} and [r.pearson for r in routed if r.seed == 1] == [0.3]
+
+
+def test_shrunk_proxy_spec_and_lambda_choice():
+    script = _panel_script()
+    data = _fake_cell(task="sine")
+    proxy = panel.ProxyData(data.cell, 0.25, data.samples)
+    context = panel.Context(model="VAE", task="sine")
+    single = script.proxy_spec("samples", 0.25, {data.cell: proxy}, [data], name="s", mix=0.3)
+    per_model = script.proxy_spec("samples", 0.25, {data.cell: proxy}, [data], name="m", mix={"VAE": 0.6})
+    assert single.params["mix"] == 0.3 and not single.needs_samples
+    assert single.build(data.train, None, np.random.default_rng(0), context).mix == 0.3
+    assert per_model.build(data.train, None, np.random.default_rng(0), context).mix == 0.6
+    with pytest.raises(ValueError, match="mix"):
+        script.proxy_spec("residuals", 0.25, {data.cell: proxy}, [data], mix=0.3)
+
+    def score(lam, model, ef):
+        return panel.CellScore(cell=f"sine/{model}/s0", task="sine", model=model, seed=0, kernel=f"shrunk {lam:g}",
+                               pearson=0.5, spearman=0.5, explained_fraction=ef, sign_agree=True, tv_observed=0.1,
+                               tv_predicted=0.1, oos_observed=0.0, oos_predicted=0.0, null_tv99=0.05)
+
+    scores = [score(0.0, "VAE", 0.0), score(0.5, "VAE", 0.4), score(1.0, "VAE", 0.2),
+              score(0.0, "Transformer", 0.0), score(0.5, "Transformer", -0.1), score(1.0, "Transformer", 0.3)]
+    assert script._best_lambda(scores, (0.0, 0.5, 1.0))[0] == 1.0  # medians 0.0, 0.15, 0.25
+    assert script._best_lambda(scores, (0.0, 0.5, 1.0), model="VAE")[0] == 0.5
