@@ -145,8 +145,8 @@ class _Diffusion(GenerativeModel):
 
 _COMMON = {
     "ci": dict(train_steps=1500, batch_size=256, lr=2e-3, diffusion_steps=50),
-    "cpu": dict(train_steps=6000, batch_size=256, lr=1e-3, diffusion_steps=100),
-    "gpu": dict(train_steps=40_000, batch_size=512, lr=5e-4, diffusion_steps=200),
+    "cpu": dict(train_steps=3000, batch_size=256, lr=1e-3, diffusion_steps=50),
+    "gpu": dict(train_steps=10_000, batch_size=512, lr=5e-4, diffusion_steps=100),
 }
 
 
@@ -166,7 +166,7 @@ class DiffusionUNet(_Diffusion):
     name = "diffusion (U-Net)"
     PROFILE_CONFIGS = {
         "ci": {**_COMMON["ci"], "dim": 16, "dim_mults": (1, 2), "train_steps": 800, "batch_size": 128},
-        "cpu": {**_COMMON["cpu"], "dim": 32, "dim_mults": (1, 2, 4)},
+        "cpu": {**_COMMON["cpu"], "dim": 24, "dim_mults": (1, 2), "train_steps": 1500},
         "gpu": {**_COMMON["gpu"], "dim": 64, "dim_mults": (1, 2, 4)},
     }
 
@@ -197,7 +197,7 @@ class DiffusionMLP(_Diffusion):
     name = "diffusion (MLP)"
     PROFILE_CONFIGS = {
         "ci": {**_COMMON["ci"], "hidden": 256, "layers": 3},
-        "cpu": {**_COMMON["cpu"], "hidden": 512, "layers": 4},
+        "cpu": {**_COMMON["cpu"], "hidden": 384, "layers": 3},
         "gpu": {**_COMMON["gpu"], "hidden": 1024, "layers": 4},
     }
 

@@ -114,8 +114,8 @@ class Transformer(GenerativeModel):
     supports_inpaint = True
     PROFILE_CONFIGS = {
         "ci": dict(train_steps=500, batch_size=128, lr=3e-3, bins=64, width=48, layers=2, heads=4),
-        "cpu": dict(train_steps=4000, batch_size=128, lr=1e-3, bins=128, width=96, layers=4, heads=4),
-        "gpu": dict(train_steps=30_000, batch_size=256, lr=3e-4, bins=256, width=256, layers=6, heads=8),
+        "cpu": dict(train_steps=1200, batch_size=128, lr=2e-3, bins=128, width=64, layers=3, heads=4),
+        "gpu": dict(train_steps=8_000, batch_size=256, lr=3e-4, bins=256, width=256, layers=6, heads=8),
     }
 
     def __post_init__(self):

@@ -65,8 +65,8 @@ class VAE(GenerativeModel):
     name = "VAE"
     PROFILE_CONFIGS = {
         "ci": dict(train_steps=1500, batch_size=256, lr=2e-3, hidden=256, layers=2, latent=8),
-        "cpu": dict(train_steps=6000, batch_size=256, lr=1e-3, hidden=512, layers=3, latent=16),
-        "gpu": dict(train_steps=40_000, batch_size=512, lr=5e-4, hidden=1024, layers=3, latent=32),
+        "cpu": dict(train_steps=3000, batch_size=256, lr=1e-3, hidden=384, layers=3, latent=16),
+        "gpu": dict(train_steps=10_000, batch_size=512, lr=5e-4, hidden=1024, layers=3, latent=32),
     }
 
     def __post_init__(self):
