@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_positive_int
+
 PROFILES = ("ci", "cpu", "gpu")
 
 
@@ -81,9 +83,7 @@ def seed_everything(seed: int) -> np.random.Generator:
 
     Introduced in the Introduction.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    seed = int(seed)
+    seed = check_positive_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     import torch
@@ -99,8 +99,7 @@ def set_threads(n: int | None = None, profile: str = "cpu") -> int:
     if n is None:
         env = os.environ.get("PHYSMIS_THREADS")
         n = int(env) if env else (1 if profile == "ci" else (os.cpu_count() or 1))
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be a positive integer; got {n!r}")
+    n = check_positive_int(n, "threads")
     torch.set_num_threads(n)
     return n
 

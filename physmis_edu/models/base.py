@@ -118,9 +118,7 @@ class GenerativeModel:
         self.sample_batch_size = check_positive_int(self.sample_batch_size, "sample_batch_size")
         self.lr = check_positive(self.lr, "lr")
         self.grad_clip = check_nonnegative(self.grad_clip, "grad_clip")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
-        self.seed = int(self.seed)
+        self.seed = check_positive_int(self.seed, "seed", minimum=0)
         if self.progress is not None and not isinstance(self.progress, bool):
             raise ValueError(f"progress must be True, False or None; got {self.progress!r}")
         self.device_ = resolve_device(self.device)
