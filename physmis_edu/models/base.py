@@ -32,7 +32,7 @@ from torch import nn
 
 from .._validation import (as_rng, check_nonnegative, check_positive, check_positive_int,
                            check_trajectories, check_values)
-from ..runtime import PROFILES, resolve_device, resolve_profile
+from ..runtime import resolve_device, resolve_profile
 
 _REGISTRY: dict[str, type["GenerativeModel"]] = {}
 _FORMAT = 1
@@ -390,9 +390,7 @@ def default_config(model_name: str, profile: str | None = None) -> dict:
     """
     if model_name not in _REGISTRY:
         raise ValueError(f"model_name must be one of {sorted(_REGISTRY)}; got {model_name!r}")
-    profile = resolve_profile(profile)
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}")
+    profile = resolve_profile(profile)  # raises ValueError for an unknown profile
     return dict(_REGISTRY[model_name].PROFILE_CONFIGS[profile])
 
 
