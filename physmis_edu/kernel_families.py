@@ -450,9 +450,13 @@ def rule_residual(task):
     residual is the RMS misfit of the rule (in units of the trajectory's RMS): zero for every true
     trajectory, whatever its control. It never calls the task's ``measure`` or ``recover`` and never
     sees ``c``; only the *form* of the rule is read from the task's type. For the toy tasks (a
-    repeated point) it is the spread of the trajectory about its mean.
+    repeated point) it is the spread of the trajectory about its mean. For the double pendulum in the
+    ``sincos`` representation it is the RMS distance of each ``(sin, cos)`` pair from the unit circle
+    (a kinematic identity, zero at any energy). For the maze it is the path's *roughness* (RMS second
+    difference over RMS first difference of the xy path): not zero on true paths, so there it is a
+    c-free statistic to match rather than a residual; the angles-only pendulum has none.
     """
-    from .tasks import CurveToy, DampedOscillator, InverseMap1D, LogisticMap, Sinusoid
+    from .tasks import CurveToy, DampedOscillator, DoublePendulum, InverseMap1D, LogisticMap, MazeTask, Sinusoid
 
     def logistic(x):
         x = np.asarray(x, dtype=np.float64)[:, :, 0]
@@ -481,6 +485,19 @@ def rule_residual(task):
         x = np.asarray(x, dtype=np.float64)
         return np.sqrt(np.mean((x - x.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2)))
 
+    def unit_circle(x):
+        # sincos pendulum: each (sin theta, cos theta) pair lies on the unit circle, whatever the energy.
+        x = np.asarray(x, dtype=np.float64)
+        norms = np.sqrt(x[..., [0, 2]] ** 2 + x[..., [1, 3]] ** 2)
+        return np.sqrt(np.mean((norms - 1.0) ** 2, axis=(1, 2)))
+
+    def roughness(x):
+        # Maze paths of a point mass with bounded force: second differences are small next to first
+        # differences. Not zero on true paths, but its distribution does not need the distance.
+        x = np.asarray(x, dtype=np.float64)[..., :2]
+        d1, d2 = np.diff(x, axis=1), np.diff(x, n=2, axis=1)
+        return np.sqrt(np.mean(d2 ** 2, axis=(1, 2)) / np.maximum(np.mean(d1 ** 2, axis=(1, 2)), 1e-12))
+
     if isinstance(task, LogisticMap):
         return logistic
     if isinstance(task, Sinusoid):
@@ -489,6 +506,10 @@ def rule_residual(task):
         return damped
     if isinstance(task, (CurveToy, InverseMap1D)):
         return spread
+    if isinstance(task, DoublePendulum) and task.representation == "sincos":
+        return unit_circle
+    if isinstance(task, MazeTask):
+        return roughness
     return None
 
 

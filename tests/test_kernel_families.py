@@ -182,3 +182,27 @@ def test_proxy_samples_shrunk_toward_the_prior(train):
     assert repr(ProxySamples(proxy, mix=0.5)) == "ProxySamples(n_samples=300, mix=0.5)"
     with pytest.raises(ValueError, match="mix"):
         ProxySamples(proxy, mix=1.5)
+
+
+def test_applied_residuals_need_no_recovery():
+    from physmis_edu.tasks import DoublePendulum, MazeTask
+
+    class PendulumNoRecovery(DoublePendulum):
+        def recover(self, x):
+            raise AssertionError("the recovery was called")
+
+    pend = PendulumNoRecovery(length=16)
+    x, _ = pend.sample(100, rng=3)
+    residual = rule_residual(pend)
+    noisy = x + 0.02 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    assert np.max(residual(x)) < 1e-5 and np.median(residual(noisy)) > 1e-3
+    assert rule_residual(DoublePendulum(representation="angles", length=16)) is None
+    # The maze's roughness: not zero on true paths, but fresh true paths match the training paths'
+    # distribution, and white noise roughens them.
+    maze = MazeTask(maze="umaze", length=32)
+    train, _ = maze.sample(400, rng=1)
+    fresh, _ = maze.sample(400, rng=2)
+    rough = rule_residual(maze)
+    assert abs(np.median(rough(fresh)) / np.median(rough(train)) - 1) < 0.1
+    assert np.median(rough(train + 0.05 * np.random.default_rng(0).standard_normal(train.shape))) > 2 * np.median(rough(train))
+
