@@ -51,7 +51,20 @@ proxies of the share already chosen: one ``lambda`` for every cell (``Proxy shru
 class (``Proxy shrunk/model``); both rows are appended after the others, so no other row's random
 stream moves. Measured: ``lambda`` 0.15 (per class: U-Net 0.05, MLP 0.5, GPT 0.1, VAE 0.8); on seeds
 1-2 median Pearson 0.53 and 0.58, EF 0.10 and 0.07 (unshrunk: 0.64, -0.04). No perfect-model control.
-Writes ``{cache}/leaderboard.json`` (every cell score, the table, timings).
+Two reference rows besides the kernels: ``ceiling (other seed)`` (another training run's histogram as
+the prediction) and ``split half (same model)`` (the even-numbered samples predicting the odd-numbered
+ones: finite-sample noise only). A second table, *class level*
+(:func:`physmis_edu.panel.pooled_leaderboard`), averages each kernel's predicted and observed per-bin
+shifts over the report seeds per (task, model class) before comparing, the target a kernel built from
+the training data alone can hope to predict; its reference row is the tune seed's observed shift.
+
+Applied tasks (the U-maze's travel distance, the double pendulum's energy) are not in the default
+(timed) panel; run them apart, with the core panel's proxy share:
+
+    python benchmarks/kernel_panel.py --tasks maze pendulum --cache benchmarks/out/panel_applied \
+        --proxy-fractions 0.25 --results benchmarks/results/kernel_panel_applied_ci.json
+
+Writes ``{cache}/leaderboard.json`` (every cell score, the tables, timings).
 """
 
 from __future__ import annotations
@@ -83,7 +96,8 @@ from physmis_edu.kernel_families import (Compounding, NeighbourBlend, ProxySampl
 from physmis_edu.kernels import Empirical, Gaussian, Smooth, calibrate  # noqa: E402
 
 # The task whose tune-seed calibration a before-training kernel borrows (never the task itself).
-SOURCE_TASK = {"toy": "sine", "sine": "logistic-chaotic", "logistic-periodic": "sine", "logistic-chaotic": "sine"}
+SOURCE_TASK = {"toy": "sine", "sine": "logistic-chaotic", "logistic-periodic": "sine", "logistic-chaotic": "sine",
+               "maze": "pendulum", "pendulum": "maze"}
 
 FAMILIES = {
     "NeighbourBlend": (NeighbourBlend, {"k": [4, 16], "mix": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "sigma": [0.0, 0.02]}),
@@ -372,9 +386,14 @@ def route_by_tune_seed(scores, tune_seed: int, families, key: str = "pearson",
     return routed, chosen
 
 
+def _is_reference(name: str) -> bool:
+    """Reference rows (the ceilings and the split half) are not kernels."""
+    return name.startswith("ceiling") or name == panel.SPLIT_HALF
+
+
 def best_kernels(table):
     """The best kernel (the ceiling excluded) by median all-bins Pearson, inside-range Pearson and EF."""
-    kernels = [r for r in table if not r["kernel"].startswith("ceiling")]
+    kernels = [r for r in table if not _is_reference(r["kernel"])]
     return {key: max(kernels, key=lambda r: np.nan_to_num(r[key], nan=-9)) for key in ("pearson", "inside_pearson", "ef")}
 
 
@@ -444,7 +463,7 @@ def main(argv=None):
             scores = [s for part in pool.map(_score_cells, chunks, chunksize=1) for s in part]
     else:
         scores = _score_cells(range(len(datas)))
-    n_kernel_scores = len(scores) - sum(s.kernel == "ceiling (other seed)" for s in scores)
+    n_kernel_scores = len(scores) - sum(_is_reference(s.kernel) for s in scores)
     n_computed = n_kernel_scores
     if not args.no_score_cache:
         n_computed = (sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0) - n_files_before
@@ -472,10 +491,16 @@ def main(argv=None):
     print("median inside-range Pearson per task (best kernel | ceiling):")
     ceiling = next((r for r in table if r["kernel"].startswith("ceiling")), None)
     for task in tasks_seen:
-        kernels = [r for r in table if not r["kernel"].startswith("ceiling")]
+        kernels = [r for r in table if not _is_reference(r["kernel"])]
         top = max(kernels, key=lambda r: np.nan_to_num(r[f"inside_{task}"], nan=-9))
         print(f"  {task:18s} {top['kernel']:34s} {top[f'inside_{task}']:5.2f} (all bins {top[f'pearson_{task}']:5.2f}) | "
               f"ceiling {ceiling[f'inside_{task}'] if ceiling else float('nan'):5.2f}")
+    pooled = panel.pooled_leaderboard(scores, seeds=report_seeds, reference_seed=args.tune_seed) \
+        if args.tune_seed not in report_seeds else []
+    if pooled:
+        print(f"\nClass level (per task and model class, shifts averaged over seeds {report_seeds} before comparing; "
+              f"'{panel.POOLED_CEILING}' = seed {args.tune_seed}'s observed shift as the prediction; medians over groups)")
+        print(panel.format_pooled(pooled))
     total = time.perf_counter() - t0
     print(f"time: cells {t_train:.1f} s, proxies {t_proxy:.1f} s, kernels {t_eval:.1f} s ({n_computed} of {n_kernel_scores} scores computed, "
           f"the rest read from the score cache), total {total:.1f} s")
@@ -498,6 +523,7 @@ def main(argv=None):
                     "proxy_train_seconds": 0.0 if proxy_meta is None else proxy_meta["train_seconds"]},
         "leaderboard": table, "table_text": panel.format_leaderboard(table),
         "best": {key: row["kernel"] for key, row in best.items()},
+        "pooled": pooled, "pooled_text": panel.format_pooled(pooled) if pooled else "",
     }
     out.write_text(json.dumps({**meta, "cells": [s.as_dict() for s in scores]}, indent=1, default=float))
     print(f"wrote {out}")

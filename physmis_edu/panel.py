@@ -2,7 +2,8 @@
 
 A *cell* is (task, model class, seed). For each cell the panel trains the model on curated
 trajectories, caches the training data, fresh true samples and the model's samples on disk
-(``.npz`` keyed by task, model, seed and a hash of the configuration), and then scores kernels
+(``.npz`` keyed by task, model, seed and a hash of the configuration, which includes a hash of the
+``models`` and ``tasks`` source code: :func:`sample_code_hash`), and then scores kernels
 against the observed drift without retraining:
 
 * per kernel and cell: Pearson and Spearman of the predicted versus observed per-bin shifts,
@@ -54,33 +55,43 @@ import numpy as np
 from ._validation import as_rng, check_positive_int, check_trajectories
 
 __all__ = [
-    "PANEL_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
+    "PANEL_TASKS", "CORE_TASKS", "APPLIED_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
     "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
     "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
     "format_leaderboard", "score_code_hash", "score_key", "proxy_seed", "proxy_config", "proxy_path", "ProxyData",
-    "load_or_train_proxy",
+    "load_or_train_proxy", "sample_code_hash", "split_half", "SPLIT_HALF", "pooled_leaderboard", "format_pooled", "POOLED_CEILING",
 ]
 
 PANEL_VERSION = 1
 
 # Task constructors by short key. The toy is observed over 8 steps so that every model class
 # (the U-Net halves the length twice) sees a sequence; its trajectory is a repeated point.
+# ``CORE_TASKS`` are the default panel (the one with a time budget); ``APPLIED_TASKS`` (the U-maze's
+# travel distance and the double pendulum's energy, 32 steps each) are run on request.
 PANEL_TASKS: dict[str, Callable] = {}
+CORE_TASKS = ("toy", "sine", "logistic-periodic", "logistic-chaotic")
+# Each task's fixed index in its data streams (never derived from the registry's order, so that a new
+# task leaves every existing task's data, and hence its cache, unchanged).
+_TASK_STREAM = {"logistic-chaotic": 0, "logistic-periodic": 1, "sine": 2, "toy": 3, "maze": 4, "pendulum": 5}
+APPLIED_TASKS = ("maze", "pendulum")
 
 
 def _register_tasks():
-    from .tasks import CurveToy, LogisticMap, Sinusoid
+    from .tasks import CurveToy, DoublePendulum, LogisticMap, MazeTask, Sinusoid
 
     PANEL_TASKS.update({
         "toy": lambda: CurveToy(length=8),
         "sine": lambda: Sinusoid(length=32),
         "logistic-periodic": lambda: LogisticMap(lo=2.8, hi=3.4, length=32),
         "logistic-chaotic": lambda: LogisticMap(lo=3.6, hi=4.0, length=32),
+        "maze": lambda: MazeTask(maze="umaze", length=32),
+        "pendulum": lambda: DoublePendulum(length=32),
     })
 
 
 def make_task(key: str):
-    """The panel task for a short key (``toy``, ``sine``, ``logistic-periodic``, ``logistic-chaotic``)."""
+    """The panel task for a short key (``toy``, ``sine``, ``logistic-periodic``, ``logistic-chaotic``,
+    and the applied ``maze`` and ``pendulum``)."""
     if not PANEL_TASKS:
         _register_tasks()
     if key not in PANEL_TASKS:
@@ -132,10 +143,10 @@ class Cell:
 
 
 def panel_cells(tasks=None, models=PANEL_MODELS, seeds=(0, 1, 2), profile: str = "ci") -> list[Cell]:
-    """Every (task, model, seed) cell of the panel (Chapter 6)."""
+    """Every (task, model, seed) cell of the panel (Chapter 6); ``tasks`` defaults to :data:`CORE_TASKS`."""
     if not PANEL_TASKS:
         _register_tasks()
-    tasks = list(PANEL_TASKS) if tasks is None else list(tasks)
+    tasks = list(CORE_TASKS) if tasks is None else list(tasks)
     return [Cell(t, m, int(s), profile) for t in tasks for m in models for s in seeds]
 
 
@@ -145,11 +156,25 @@ def _model_config(model: str, profile: str) -> dict:
     return {**default_config(model, profile), **PANEL_BUDGETS[profile][model]}
 
 
+def sample_code_hash(parts=("models", "tasks")) -> str:
+    """Hash of the library source that generates a cell's arrays: the ``models`` and ``tasks`` packages (Chapter 6).
+
+    Part of every cell's and proxy's cache key, so that an edit to a model or a task retrains instead
+    of reusing samples that the current code would not produce. (Without it, a cache made before a
+    change to the diffusion models' code was silently reused.)
+    """
+    root = Path(__file__).resolve().parent
+    key = ("sample",) + tuple(parts)
+    if key not in _CODE_HASHES:
+        _CODE_HASHES[key] = hashlib.sha256("".join(_file_sha(root / p) for p in parts).encode()).hexdigest()[:16]
+    return _CODE_HASHES[key]
+
+
 def cell_config(cell: Cell) -> dict:
     """Everything that determines a cell's cached arrays, as a JSON-able dict (Chapter 6)."""
     return {"version": PANEL_VERSION, "task": repr(make_task(cell.task)), "model": cell.model,
             "model_config": _model_config(cell.model, cell.profile), "sizes": PANEL_SIZES[cell.profile],
-            "seed": cell.seed}
+            "seed": cell.seed, "code": sample_code_hash()}
 
 
 def config_hash(config: dict) -> str:
@@ -189,14 +214,15 @@ class CellData:
 def _task_data(cell: Cell, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """Training and fresh true trajectories of (task, seed), shared by all model classes."""
     sizes = PANEL_SIZES[cell.profile]
-    config = {"version": PANEL_VERSION, "task": repr(make_task(cell.task)), "sizes": sizes, "seed": cell.seed}
+    config = {"version": PANEL_VERSION, "task": repr(make_task(cell.task)), "sizes": sizes, "seed": cell.seed,
+              "code": sample_code_hash(("tasks",))}
     path = cache / f"data_{cell.task}_s{cell.seed}_{config_hash(config)}.npz"
     if path.exists():
         with np.load(path) as blob:
             return blob["train"], blob["fresh"]
     task = make_task(cell.task)
     # Independent streams per (task, seed, purpose), reproducible on any machine.
-    task_index = sorted(PANEL_TASKS).index(cell.task)
+    task_index = _TASK_STREAM[cell.task]
     train, _ = task.sample(sizes["n_train"], rng=np.random.default_rng([cell.seed, task_index, 0]))
     fresh, _ = task.sample(sizes["n_samples"], rng=np.random.default_rng([cell.seed, task_index, 1]))
     _atomic_savez(path, train=train, fresh=fresh)
@@ -397,6 +423,8 @@ class CellScore:
     pm_identity: bool | None = None
     params: str = ""
     seconds: float = 0.0
+    dq_predicted: list | None = None
+    dq_observed: list | None = None
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.__dict__.items()}
@@ -485,7 +513,8 @@ def score_kernel(task, data: CellData, spec: KernelSpec, context: Context, rng=N
         null_tv99=_null99(task.prior, observed.size, bins), inside_pearson=_inside_pearson(ag),
         pm_tv=pm[0], pm_null_tv99=pm[1], pm_pass=pm[2], pm_params="" if pm[3] is None else repr(pm[3])[:120],
         pm_identity=None if pm[3] is None else _acts_as_identity(pm[3], data.train),
-        params=repr(kernel)[:120], seconds=time.perf_counter() - start)
+        params=repr(kernel)[:120], seconds=time.perf_counter() - start,
+        dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
 
 
 def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellScore:
@@ -505,7 +534,34 @@ def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellS
         sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
         oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
         null_tv99=_null99(task.prior, observed.size, bins), inside_pearson=_inside_pearson(ag),
-        params=f"seed {other.cell.seed}")
+        params=f"seed {other.cell.seed}", dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
+
+
+SPLIT_HALF = "split half (same model)"
+
+
+def split_half(task, data: CellData, bins: int = 20) -> CellScore:
+    """Within-model reliability: the even-numbered samples' histogram used to predict the odd-numbered ones' (Chapter 6).
+
+    Both halves come from the *same* trained model, so this measures only the finite-sample noise of
+    the observed drift; the seed-to-seed ceiling adds the variation between training runs. Where the
+    split half is high and the ceiling low, the drift pattern is real but specific to each training
+    run: a kernel that sees only the training data (a before-training kernel) cannot be expected to
+    beat the ceiling, while one calibrated on the model's own samples may. Each half has half the
+    samples, so this understates the reliability of the full-sample histogram.
+    """
+    from .kernels import agreement
+
+    values = task.measure(data.samples)
+    ag = agreement(task.prior, values[0::2], values[1::2], bins=bins)
+    cell = data.cell
+    return CellScore(
+        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel=SPLIT_HALF,
+        pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
+        sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
+        oos_observed=_oos(values[1::2], task.lo, task.hi), oos_predicted=_oos(values[0::2], task.lo, task.hi),
+        null_tv99=_null99(task.prior, values[1::2].size, bins), inside_pearson=_inside_pearson(ag),
+        params="even vs odd samples", dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
 
 
 # Source files whose code computes a score; a change in any of them invalidates cached scores.
@@ -589,7 +645,7 @@ def _save_score(path: Path, key: dict, score: CellScore) -> None:
 def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 20, rng=0,
                    residual_for: Callable | None = None, log: Callable | None = None,
                    only=None, score_cache=None) -> list[CellScore]:
-    """Score every kernel spec on every cell, plus the seed-to-seed ceiling (Chapter 6).
+    """Score every kernel spec on every cell, plus the seed-to-seed ceiling and the split half (Chapter 6).
 
     ``residual_for(task) -> callable or None`` supplies the c-free physical residual for
     :class:`Context`. Each (cell, kernel) gets its own random stream, so adding a kernel does not
@@ -612,6 +668,7 @@ def evaluate_panel(datas: list[CellData], specs: list[KernelSpec], bins: int = 2
         if len(seeds) > 1:
             other = seeds[(seeds.index(cell.seed) + 1) % len(seeds)]
             scores.append(seed_ceiling(task, data, by_key[(cell.task, cell.model, other)], bins))
+        scores.append(split_half(task, data, bins))
         for j, spec in enumerate(specs):
             entropy = [int(rng), i, j, cell.seed]
             key = path = None
@@ -682,6 +739,81 @@ def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
         table.append(row)
     table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
     return table
+
+
+POOLED_CEILING = "ceiling (tune seed)"
+
+
+def pooled_leaderboard(scores: list[CellScore], seeds, reference_seed: int) -> list[dict]:
+    """Class-level agreement: shifts averaged over ``seeds`` per (task, model class) before comparing (Chapter 6).
+
+    A kernel describes what a model class does to the data, so the natural target is the class's
+    *expected* drift, not one training run's. For each kernel and (task, model) group, the observed
+    shift is the mean of the cells' observed shifts over ``seeds`` (equal sample sizes: the shift of
+    the pooled samples) and the prediction is the mean of the kernel's per-seed predictions; Pearson,
+    inside-range Pearson, Spearman and the explained fraction are computed on these means, then the
+    median over groups is taken. The reference row :data:`POOLED_CEILING` predicts the same target
+    with the observed shift of ``reference_seed`` (the tune seed, never among ``seeds``): how well one
+    other training run predicts the mean. Rows are sorted by median Pearson, like :func:`leaderboard`.
+    """
+    from .kernels import _pearson, _spearman
+
+    seeds = {int(v) for v in seeds}
+    if int(reference_seed) in seeds:
+        raise ValueError(f"reference_seed ({reference_seed}) must not be among seeds {sorted(seeds)}")
+    groups: dict = {}
+    reference: dict = {}
+    for s in scores:
+        if s.dq_observed is None:
+            continue
+        if s.seed == reference_seed:
+            reference.setdefault((s.task, s.model), np.asarray(s.dq_observed))
+        if s.seed in seeds and s.kernel != SPLIT_HALF and not s.kernel.startswith("ceiling"):
+            groups.setdefault(s.kernel, {}).setdefault((s.task, s.model), {})[s.seed] = s
+    # The reference row: every (task, model) with all seeds present and a reference-seed histogram.
+    observed = {}
+    for by_group in groups.values():
+        for key, cells in by_group.items():
+            if set(cells) == seeds:
+                observed[key] = np.mean([c.dq_observed for c in cells.values()], axis=0)
+    rows = {POOLED_CEILING: {key: (reference[key], dq) for key, dq in observed.items() if key in reference}}
+    for kernel, by_group in groups.items():
+        rows[kernel] = {key: (np.mean([c.dq_predicted for c in cells.values()], axis=0), observed[key])
+                        for key, cells in by_group.items() if set(cells) == seeds and cells[min(seeds)].dq_predicted is not None}
+    table = []
+    for kernel, pairs in rows.items():
+        if not pairs:
+            continue
+        per = {key: {"pearson": _pearson(pred, obs), "inside": _pearson(pred[1:-1], obs[1:-1]),
+                     "spearman": _spearman(pred, obs),
+                     "ef": float(1.0 - np.abs(pred - obs).sum() / np.abs(obs).sum()) if np.abs(obs).sum() > 0 else float("nan")}
+               for key, (pred, obs) in pairs.items()}
+        row = {"kernel": kernel, "n": len(per)}
+        for name, col in (("pearson", "pearson"), ("inside_pearson", "inside"), ("spearman", "spearman"), ("ef", "ef")):
+            row[name] = _median(v[col] for v in per.values())
+        for model in PANEL_MODELS:
+            row[f"pearson_{model}"] = _median(v["pearson"] for (t, m), v in per.items() if m == model)
+            row[f"inside_{model}"] = _median(v["inside"] for (t, m), v in per.items() if m == model)
+        for task in sorted({t for t, _ in per}):
+            row[f"pearson_{task}"] = _median(v["pearson"] for (t, m), v in per.items() if t == task)
+            row[f"inside_{task}"] = _median(v["inside"] for (t, m), v in per.items() if t == task)
+        table.append(row)
+    table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
+    return table
+
+
+def format_pooled(table: list[dict]) -> str:
+    """The class-level (seed-pooled) leaderboard as a fixed-width text table (Chapter 6)."""
+    models = [m for m in PANEL_MODELS if any(np.isfinite(r.get(f"pearson_{m}", np.nan)) for r in table)]
+    width = max([34] + [len(r["kernel"]) for r in table])
+    head = (f"{'kernel':{width}s} {'n':>3s} {'Pearson':>7s} {'inside':>6s} {'Spear':>6s} {'EF':>6s} | "
+            + " ".join(f"{_SHORT[m]:>5s}" for m in models) + " | inside: " + " ".join(f"{_SHORT[m]:>5s}" for m in models))
+    lines = [head, "-" * len(head)]
+    for r in table:
+        lines.append(f"{r['kernel']:{width}s} {r['n']:3d} {r['pearson']:7.2f} {r['inside_pearson']:6.2f} "
+                     f"{r['spearman']:6.2f} {r['ef']:6.2f} | " + " ".join(f"{r[f'pearson_{m}']:5.2f}" for m in models)
+                     + " |         " + " ".join(f"{r[f'inside_{m}']:5.2f}" for m in models))
+    return "\n".join(lines)
 
 
 _SHORT = {"DiffusionUNet": "UNet", "DiffusionMLP": "MLP", "Transformer": "GPT", "VAE": "VAE"}

@@ -129,7 +129,7 @@ def test_leaderboard_and_format():
     scores = panel.evaluate_panel([_fake_cell(seed=s, shrink=0.1) for s in (0, 1)],
                                   [_gaussian_spec(0.0), _gaussian_spec(0.01)], rng=0)
     kernels = {s.kernel for s in scores}
-    assert kernels == {"Gaussian 0.0", "Gaussian 0.01", "ceiling (other seed)"}
+    assert kernels == {"Gaussian 0.0", "Gaussian 0.01", "ceiling (other seed)", panel.SPLIT_HALF}
     table = panel.leaderboard(scores, seeds=[1])
     assert all(row["n"] == 1 for row in table)
     # Chapter 6 reads every "pearson_*" key other than a model class as a task name: new columns
@@ -141,7 +141,9 @@ def test_leaderboard_and_format():
                 "pm_identity"} <= set(row)
     by_name = {row["kernel"]: row for row in table}
     assert by_name["Gaussian 0.0"]["pm_identity"] == 1.0 and by_name["Gaussian 0.0"]["pm_pass"] == 1.0
-    assert table[0]["kernel"] == "ceiling (other seed)"
+    # The two reference rows (the same drift from another training run, or from the other half of the
+    # same model's samples) top a panel whose kernels are pure noise.
+    assert {row["kernel"] for row in table[:2]} == {"ceiling (other seed)", panel.SPLIT_HALF}
     text = panel.format_leaderboard(table)
     assert "Pearson" in text and "inside" in text and "Gaussian 0.01" in text
 
@@ -315,3 +317,60 @@ def test_shrunk_proxy_spec_and_lambda_choice():
               score(0.0, "Transformer", 0.0), score(0.5, "Transformer", -0.1), score(1.0, "Transformer", 0.3)]
     assert script._best_lambda(scores, (0.0, 0.5, 1.0))[0] == 1.0  # medians 0.0, 0.15, 0.25
     assert script._best_lambda(scores, (0.0, 0.5, 1.0), model="VAE")[0] == 0.5
+
+
+def test_split_half_measures_within_model_noise_only():
+    task = panel.make_task("logistic-chaotic")
+    drifting = panel.split_half(task, _fake_cell(seed=0, shrink=0.15))
+    assert drifting.kernel == panel.SPLIT_HALF
+    assert drifting.pearson > 0.8 and drifting.tv_observed > drifting.null_tv99
+    # An undrifted "model": each half stays inside the finite-sample null of its own size.
+    exact = panel.split_half(task, _fake_cell(seed=1, shrink=0.0))
+    assert exact.tv_observed <= exact.null_tv99 and exact.tv_predicted <= exact.null_tv99
+    assert len(exact.dq_observed) == len(exact.dq_predicted) == 20 + 2
+
+
+def test_pooled_leaderboard_reduces_to_the_cell_score_and_averages_seeds():
+    task = panel.make_task("logistic-chaotic")
+    ctx = panel.Context(model="VAE")
+    shrink = panel.KernelSpec("shrink", lambda train, samples, rng, c: type("K", (), {
+        "perturb": lambda self, x, rng=None: (0.85 * x + 0.15 * train.mean(axis=0)).astype(np.float32)})())
+    cells = {s: _fake_cell(seed=s, shrink=0.15) for s in (0, 1, 2)}
+    scores = {s: panel.score_kernel(task, cells[s], shrink, ctx, rng=s, control=False) for s in cells}
+    # One seed: the class-level figures are the cell's own.
+    (row,) = panel.pooled_leaderboard([scores[1]], seeds=[1], reference_seed=0)
+    assert row["kernel"] == "shrink" and row["n"] == 1
+    assert row["pearson"] == pytest.approx(scores[1].pearson)
+    assert row["ef"] == pytest.approx(scores[1].explained_fraction)
+    assert row["inside_pearson"] == pytest.approx(scores[1].inside_pearson)
+    # Two seeds: the observed target is the mean shift; seed 0 supplies the reference row.
+    table = panel.pooled_leaderboard(list(scores.values()), seeds=[1, 2], reference_seed=0)
+    rows = {r["kernel"]: r for r in table}
+    assert set(rows) == {"shrink", panel.POOLED_CEILING}
+    mean_obs = np.mean([scores[s].dq_observed for s in (1, 2)], axis=0)
+    mean_pred = np.mean([scores[s].dq_predicted for s in (1, 2)], axis=0)
+    assert rows["shrink"]["pearson"] == pytest.approx(np.corrcoef(mean_pred, mean_obs)[0, 1])
+    ref = np.asarray(scores[0].dq_observed)
+    assert rows[panel.POOLED_CEILING]["pearson"] == pytest.approx(np.corrcoef(ref, mean_obs)[0, 1])
+    assert "shrink" in panel.format_pooled(table)
+    with pytest.raises(ValueError, match="reference_seed"):
+        panel.pooled_leaderboard(list(scores.values()), seeds=[0, 1], reference_seed=0)
+
+
+def test_applied_tasks_are_registered_but_not_in_the_default_panel():
+    assert set(panel.APPLIED_TASKS) <= set(panel.PANEL_TASKS) or panel.make_task("maze")
+    assert {c.task for c in panel.panel_cells()} == set(panel.CORE_TASKS)
+    maze, pendulum = panel.make_task("maze"), panel.make_task("pendulum")
+    assert maze.length == pendulum.length == 32
+    assert {c.task for c in panel.panel_cells(tasks=panel.APPLIED_TASKS, seeds=(0,))} == {"maze", "pendulum"}
+
+
+def test_cell_cache_key_follows_the_model_and_task_code(monkeypatch, tmp_path):
+    cell = panel.Cell("sine", "VAE", 0)
+    assert panel.cell_config(cell)["code"] == panel.sample_code_hash()
+    before = panel.cache_path(cell, tmp_path)
+    # An edit to the models' or tasks' source changes the hash, hence the cache path: no stale reuse.
+    monkeypatch.setitem(panel._CODE_HASHES, ("sample", "models", "tasks"), "edited")
+    assert panel.cache_path(cell, tmp_path) != before
+    assert panel.proxy_path(cell, tmp_path, 0.25) != before
+
