@@ -37,20 +37,16 @@ the proxy's nearest-neighbour residuals to the training data (:class:`Empirical`
 chosen among ``--proxy-fractions`` by median Pearson on the tune-seed cells (one share for every task
 and model class), then trained for every seed. No perfect-model control (``-``): the proxy is not
 calibrated on samples, so feeding it true samples is not defined (see :mod:`physmis_edu.panel`).
-Measured on the ``ci`` panel, 2 shared cores, ``--jobs 2``: the shares 1/16, 1/8, 1/4 scored median
-Pearson 0.46, 0.46, 0.57 (samples) and 0.23, 0.27, 0.40 (residuals) on seed 0, so 1/4 was chosen;
-the 48 proxies at 1/4 cost 593 s of training+sampling summed over the two processes (the U-Net's and
-GPT's sampling do not shrink with the budget), the whole proxy stage from an empty proxy cache 445 s
-wall. On seeds 1-2 ``Proxy samples`` reaches median Pearson 0.64 (inside 0.61) but EF -0.04: the
-short-budget proxy drifts in the right pattern but too far.
+The share chosen, the shares' scores on the tune seed and the proxies' cost are printed and written to
+the JSON (``proxy``).
 
 Shrunk proxy (before training): ``ProxySamples(samples, mix=lambda)`` replaces a share ``lambda`` of
 the training rows by proxy samples, so ``q_hat ~ p + lambda (q_proxy - p)``. ``lambda`` is chosen among
 ``SHRINK_GRID`` (0, 0.05, ..., 1) by median explained fraction over the tune-seed cells, with the
 proxies of the share already chosen: one ``lambda`` for every cell (``Proxy shrunk``) and one per model
 class (``Proxy shrunk/model``); both rows are appended after the others, so no other row's random
-stream moves. Measured: ``lambda`` 0.15 (per class: U-Net 0.05, MLP 0.5, GPT 0.1, VAE 0.8); on seeds
-1-2 median Pearson 0.53 and 0.58, EF 0.10 and 0.07 (unshrunk: 0.64, -0.04). No perfect-model control.
+stream moves. The chosen ``lambda`` values are printed and written to the JSON. No perfect-model control.
+
 Two reference rows besides the kernels: ``ceiling (other seed)`` (another training run's histogram as
 the prediction) and ``split half (same model)`` (the even-numbered samples predicting the odd-numbered
 ones: finite-sample noise only). A second table, *class level*
@@ -61,8 +57,13 @@ the training data alone can hope to predict; its reference row is the tune seed'
 Applied tasks (the U-maze's travel distance, the double pendulum's energy) are not in the default
 (timed) panel; run them apart, with the core panel's proxy share:
 
-    python benchmarks/kernel_panel.py --tasks maze pendulum --cache benchmarks/out/panel_applied \
+    python benchmarks/kernel_panel.py --tasks maze pendulum --cache benchmarks/out/panel_applied \\
         --proxy-fractions 0.25 --results benchmarks/results/kernel_panel_applied_ci.json
+
+Measured (2 idle CPU cores, ``--jobs 2``, empty cache, 2026-11-21): the core panel (48 cells, 80
+proxies, 816 scores) took 7 min 27 s and 7 min 42 s in two runs (cells about 4 min, proxies about 3
+min, scoring 35 s) and reproduced every number; warm, seconds. The applied run (24 cells) is slower,
+mostly the Transformer sampling the 6-channel pendulum token by token; see ``seconds`` in its JSON.
 
 Writes ``{cache}/leaderboard.json`` (every cell score, the tables, timings).
 """
