@@ -706,7 +706,8 @@ def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
     cells with the mean shift's sign right), ``pm_pass`` (perfect-model pass rate; ``None`` for
     before-training kernels, which ignore the samples), ``pm_identity`` (fraction of perfect-model
     calibrations that chose a kernel acting as the identity), ``oos_observed``
-    and ``oos_predicted`` (median out-of-range mass), ``n`` (cells), the median Pearson per model
+    and ``oos_predicted`` (median out-of-range mass), ``tv_observed`` (median TV between the prior
+    and the observed histogram: the size of the drift being predicted), ``n`` (cells), the median Pearson per model
     class and per task (``pearson_{model}``, ``pearson_{task}``) and the same for the inside-range
     Pearson (``inside_{model}``, ``inside_{task}``).
     """
@@ -727,7 +728,8 @@ def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
                "pm_identity": float(np.mean([bool(g.pm_identity) for g in group if g.pm_pass is not None]))
                if pm else None,
                "oos_observed": _median(g.oos_observed for g in group),
-               "oos_predicted": _median(g.oos_predicted for g in group)}
+               "oos_predicted": _median(g.oos_predicted for g in group),
+               "tv_observed": _median(g.tv_observed for g in group)}
         for model in PANEL_MODELS:
             row[f"pearson_{model}"] = _median(g.pearson for g in group if g.model == model)
         for task in sorted({g.task for g in group}):

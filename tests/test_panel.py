@@ -138,7 +138,9 @@ def test_leaderboard_and_format():
         extra = {k[len("pearson_"):] for k in row if k.startswith("pearson_")} - set(panel.PANEL_MODELS)
         assert extra == {"logistic-chaotic"}
         assert {"inside_pearson", "inside_VAE", "inside_logistic-chaotic", "oos_observed", "oos_predicted",
-                "pm_identity"} <= set(row)
+                "pm_identity", "tv_observed"} <= set(row)
+        # The drift being predicted (median TV of the observed histograms) is far above the null.
+        assert row["tv_observed"] > 2 * max(s.null_tv99 for s in scores)
     by_name = {row["kernel"]: row for row in table}
     assert by_name["Gaussian 0.0"]["pm_identity"] == 1.0 and by_name["Gaussian 0.0"]["pm_pass"] == 1.0
     # The two reference rows (the same drift from another training run, or from the other half of the
