@@ -387,14 +387,9 @@ def route_by_tune_seed(scores, tune_seed: int, families, key: str = "pearson",
     return routed, chosen
 
 
-def _is_reference(name: str) -> bool:
-    """Reference rows (the ceilings and the split half) are not kernels."""
-    return name.startswith("ceiling") or name == panel.SPLIT_HALF
-
-
 def best_kernels(table):
-    """The best kernel (the ceiling excluded) by median all-bins Pearson, inside-range Pearson and EF."""
-    kernels = [r for r in table if not _is_reference(r["kernel"])]
+    """The best kernel (the reference rows excluded) by median all-bins Pearson, inside-range Pearson and EF."""
+    kernels = [r for r in table if not panel.is_reference(r["kernel"])]
     return {key: max(kernels, key=lambda r: np.nan_to_num(r[key], nan=-9)) for key in ("pearson", "inside_pearson", "ef")}
 
 
@@ -464,7 +459,7 @@ def main(argv=None):
             scores = [s for part in pool.map(_score_cells, chunks, chunksize=1) for s in part]
     else:
         scores = _score_cells(range(len(datas)))
-    n_kernel_scores = len(scores) - sum(_is_reference(s.kernel) for s in scores)
+    n_kernel_scores = len(scores) - sum(panel.is_reference(s.kernel) for s in scores)
     n_computed = n_kernel_scores
     if not args.no_score_cache:
         n_computed = (sum(1 for _ in score_dir.rglob("*.json")) if score_dir.exists() else 0) - n_files_before
@@ -490,9 +485,9 @@ def main(argv=None):
     tasks_seen = sorted(k[len("inside_"):] for k in table[0] if k.startswith("inside_") and k != "inside_pearson"
                         and k[len("inside_"):] not in panel.PANEL_MODELS)
     print("median inside-range Pearson per task (best kernel | ceiling):")
-    ceiling = next((r for r in table if r["kernel"].startswith("ceiling")), None)
+    ceiling = next((r for r in table if r["kernel"] == panel.CEILING), None)
     for task in tasks_seen:
-        kernels = [r for r in table if not _is_reference(r["kernel"])]
+        kernels = [r for r in table if not panel.is_reference(r["kernel"])]
         top = max(kernels, key=lambda r: np.nan_to_num(r[f"inside_{task}"], nan=-9))
         print(f"  {task:18s} {top['kernel']:34s} {top[f'inside_{task}']:5.2f} (all bins {top[f'pearson_{task}']:5.2f}) | "
               f"ceiling {ceiling[f'inside_{task}'] if ceiling else float('nan'):5.2f}")

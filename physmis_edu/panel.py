@@ -59,7 +59,7 @@ __all__ = [
     "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
     "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
     "format_leaderboard", "score_code_hash", "score_key", "proxy_seed", "proxy_config", "proxy_path", "ProxyData",
-    "load_or_train_proxy", "sample_code_hash", "split_half", "SPLIT_HALF", "pooled_leaderboard", "format_pooled", "POOLED_CEILING",
+    "load_or_train_proxy", "sample_code_hash", "split_half", "SPLIT_HALF", "CEILING", "is_reference", "pooled_leaderboard", "format_pooled", "POOLED_CEILING",
 ]
 
 PANEL_VERSION = 1
@@ -164,10 +164,7 @@ def sample_code_hash(parts=("models", "tasks")) -> str:
     change to the diffusion models' code was silently reused.)
     """
     root = Path(__file__).resolve().parent
-    key = ("sample",) + tuple(parts)
-    if key not in _CODE_HASHES:
-        _CODE_HASHES[key] = hashlib.sha256("".join(_file_sha(root / p) for p in parts).encode()).hexdigest()[:16]
-    return _CODE_HASHES[key]
+    return _source_hash(tuple(root / p for p in parts))
 
 
 def cell_config(cell: Cell) -> dict:
@@ -523,21 +520,32 @@ def seed_ceiling(task, data: CellData, other: CellData, bins: int = 20) -> CellS
     No kernel built from the training data can be expected to beat it by much: it measures how
     reproducible the drift pattern is.
     """
+    return _reference_score(task, data.cell, CEILING, task.measure(other.samples), task.measure(data.samples), bins,
+                            params=f"seed {other.cell.seed}")
+
+
+def _reference_score(task, cell: Cell, name: str, predicted: np.ndarray, observed: np.ndarray, bins: int,
+                     params: str) -> CellScore:
+    """A reference row: one set of recovered values used as the prediction of another (no kernel, no control)."""
     from .kernels import agreement
 
-    observed, predicted = task.measure(data.samples), task.measure(other.samples)
     ag = agreement(task.prior, predicted, observed, bins=bins)
-    cell = data.cell
     return CellScore(
-        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel="ceiling (other seed)",
+        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel=name,
         pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
         sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
         oos_observed=_oos(observed, task.lo, task.hi), oos_predicted=_oos(predicted, task.lo, task.hi),
         null_tv99=_null99(task.prior, observed.size, bins), inside_pearson=_inside_pearson(ag),
-        params=f"seed {other.cell.seed}", dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
+        params=params, dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
 
 
+CEILING = "ceiling (other seed)"
 SPLIT_HALF = "split half (same model)"
+
+
+def is_reference(name: str) -> bool:
+    """Whether a leaderboard row is a reference (a ceiling or the split half) rather than a kernel (Chapter 6)."""
+    return name.startswith("ceiling") or name == SPLIT_HALF
 
 
 def split_half(task, data: CellData, bins: int = 20) -> CellScore:
@@ -550,18 +558,8 @@ def split_half(task, data: CellData, bins: int = 20) -> CellScore:
     beat the ceiling, while one calibrated on the model's own samples may. Each half has half the
     samples, so this understates the reliability of the full-sample histogram.
     """
-    from .kernels import agreement
-
     values = task.measure(data.samples)
-    ag = agreement(task.prior, values[0::2], values[1::2], bins=bins)
-    cell = data.cell
-    return CellScore(
-        cell=cell.label, task=cell.task, model=cell.model, seed=cell.seed, kernel=SPLIT_HALF,
-        pearson=ag.pearson, spearman=ag.spearman, explained_fraction=ag.explained_fraction,
-        sign_agree=ag.sign_agree, tv_observed=ag.tv_observed, tv_predicted=ag.tv_predicted,
-        oos_observed=_oos(values[1::2], task.lo, task.hi), oos_predicted=_oos(values[0::2], task.lo, task.hi),
-        null_tv99=_null99(task.prior, values[1::2].size, bins), inside_pearson=_inside_pearson(ag),
-        params="even vs odd samples", dq_predicted=ag.dq_predicted.tolist(), dq_observed=ag.dq_observed.tolist())
+    return _reference_score(task, data.cell, SPLIT_HALF, values[0::2], values[1::2], bins, params="even vs odd samples")
 
 
 # Source files whose code computes a score; a change in any of them invalidates cached scores.
@@ -585,7 +583,11 @@ def score_code_hash(extra=()) -> str:
     ``kernel_families.py``, ``panel.py``, ``metrics.py`` and ``tasks`` package, plus ``extra`` files
     (e.g. the script that defines the kernel specs). Part of every cached score's key."""
     root = Path(__file__).resolve().parent
-    paths = tuple(root / name for name in _SCORE_CODE) + tuple(Path(e).resolve() for e in extra)
+    return _source_hash(tuple(root / name for name in _SCORE_CODE) + tuple(Path(e).resolve() for e in extra))
+
+
+def _source_hash(paths: tuple) -> str:
+    """Short hash of the source files under ``paths`` (files or package folders), memoised per process."""
     if paths not in _CODE_HASHES:
         _CODE_HASHES[paths] = hashlib.sha256("".join(_file_sha(p) for p in paths).encode()).hexdigest()[:16]
     return _CODE_HASHES[paths]
@@ -698,6 +700,19 @@ def _median(values) -> float:
     return float(np.median(v)) if v.size else float("nan")
 
 
+def _group_medians(entries) -> dict:
+    """``pearson_{model}``, ``pearson_{task}``, ``inside_{model}``, ``inside_{task}``: medians of
+    ``(task, model, pearson, inside_pearson)`` entries per model class (all of them) and per task present."""
+    tasks = sorted({t for t, _, _, _ in entries})
+    out = {}
+    for prefix, col in (("pearson", 2), ("inside", 3)):
+        for model in PANEL_MODELS:
+            out[f"{prefix}_{model}"] = _median(e[col] for e in entries if e[1] == model)
+        for task in tasks:
+            out[f"{prefix}_{task}"] = _median(e[col] for e in entries if e[0] == task)
+    return out
+
+
 def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
     """One row per kernel: medians over cells (only ``seeds`` if given), best median Pearson first (Chapter 6).
 
@@ -730,14 +745,7 @@ def leaderboard(scores: list[CellScore], seeds=None) -> list[dict]:
                "oos_observed": _median(g.oos_observed for g in group),
                "oos_predicted": _median(g.oos_predicted for g in group),
                "tv_observed": _median(g.tv_observed for g in group)}
-        for model in PANEL_MODELS:
-            row[f"pearson_{model}"] = _median(g.pearson for g in group if g.model == model)
-        for task in sorted({g.task for g in group}):
-            row[f"pearson_{task}"] = _median(g.pearson for g in group if g.task == task)
-        for model in PANEL_MODELS:
-            row[f"inside_{model}"] = _median(g.inside_pearson for g in group if g.model == model)
-        for task in sorted({g.task for g in group}):
-            row[f"inside_{task}"] = _median(g.inside_pearson for g in group if g.task == task)
+        row.update(_group_medians([(g.task, g.model, g.pearson, g.inside_pearson) for g in group]))
         table.append(row)
     table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
     return table
@@ -765,19 +773,17 @@ def pooled_leaderboard(scores: list[CellScore], seeds, reference_seed: int) -> l
         raise ValueError(f"reference_seed ({reference_seed}) must not be among seeds {sorted(seeds)}")
     groups: dict = {}
     reference: dict = {}
+    by_cell: dict = {}  # (task, model) -> {seed: observed shift}; every row of a cell carries the same one
     for s in scores:
         if s.dq_observed is None:
             continue
         if s.seed == reference_seed:
             reference.setdefault((s.task, s.model), np.asarray(s.dq_observed))
-        if s.seed in seeds and s.kernel != SPLIT_HALF and not s.kernel.startswith("ceiling"):
+        if s.seed in seeds and not is_reference(s.kernel):
             groups.setdefault(s.kernel, {}).setdefault((s.task, s.model), {})[s.seed] = s
-    # The reference row: every (task, model) with all seeds present and a reference-seed histogram.
-    observed = {}
-    for by_group in groups.values():
-        for key, cells in by_group.items():
-            if set(cells) == seeds:
-                observed[key] = np.mean([c.dq_observed for c in cells.values()], axis=0)
+            by_cell.setdefault((s.task, s.model), {}).setdefault(s.seed, s.dq_observed)
+    # The target: every (task, model) with all seeds present. The reference row needs a reference-seed histogram too.
+    observed = {key: np.mean(list(dq.values()), axis=0) for key, dq in by_cell.items() if set(dq) == seeds}
     rows = {POOLED_CEILING: {key: (reference[key], dq) for key, dq in observed.items() if key in reference}}
     for kernel, by_group in groups.items():
         rows[kernel] = {key: (np.mean([c.dq_predicted for c in cells.values()], axis=0), observed[key])
@@ -793,12 +799,7 @@ def pooled_leaderboard(scores: list[CellScore], seeds, reference_seed: int) -> l
         row = {"kernel": kernel, "n": len(per)}
         for name, col in (("pearson", "pearson"), ("inside_pearson", "inside"), ("spearman", "spearman"), ("ef", "ef")):
             row[name] = _median(v[col] for v in per.values())
-        for model in PANEL_MODELS:
-            row[f"pearson_{model}"] = _median(v["pearson"] for (t, m), v in per.items() if m == model)
-            row[f"inside_{model}"] = _median(v["inside"] for (t, m), v in per.items() if m == model)
-        for task in sorted({t for t, _ in per}):
-            row[f"pearson_{task}"] = _median(v["pearson"] for (t, m), v in per.items() if t == task)
-            row[f"inside_{task}"] = _median(v["inside"] for (t, m), v in per.items() if t == task)
+        row.update(_group_medians([(t, m, v["pearson"], v["inside"]) for (t, m), v in per.items()]))
         table.append(row)
     table.sort(key=lambda r: -np.nan_to_num(r["pearson"], nan=-9))
     return table

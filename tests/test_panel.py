@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -372,7 +373,8 @@ def test_cell_cache_key_follows_the_model_and_task_code(monkeypatch, tmp_path):
     assert panel.cell_config(cell)["code"] == panel.sample_code_hash()
     before = panel.cache_path(cell, tmp_path)
     # An edit to the models' or tasks' source changes the hash, hence the cache path: no stale reuse.
-    monkeypatch.setitem(panel._CODE_HASHES, ("sample", "models", "tasks"), "edited")
+    root = Path(panel.__file__).resolve().parent
+    monkeypatch.setitem(panel._CODE_HASHES, (root / "models", root / "tasks"), "edited")
     assert panel.cache_path(cell, tmp_path) != before
     assert panel.proxy_path(cell, tmp_path, 0.25) != before
 
