@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("runtime", "tasks", "metrics", "kernels", "sensitivity", "symbolic",
-               "curation", "models", "plotting", "panel")
+               "curation", "models", "plotting", "panel", "zoo")
 
 __all__ = ["__version__", "setup", *_SUBMODULES]
 

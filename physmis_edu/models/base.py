@@ -170,12 +170,16 @@ class GenerativeModel:
         return np.asarray(z, dtype=np.float64) * self.x_std_ + self.x_mean_
 
     # -- training ------------------------------------------------------------------
-    def fit(self, x, cond=None) -> "GenerativeModel":
+    def fit(self, x, cond=None, callback=None, callback_steps=()) -> "GenerativeModel":
         """Train on trajectories ``x`` of shape ``(n, L, d)``; ``cond`` (n,) makes the model conditional.
 
         Introduced in Chapter 5. Returns ``self``. Refitting starts from fresh weights.
+        ``callback(model, step)`` is called after each optimiser step listed in ``callback_steps``
+        (1-based, at most ``train_steps``), with the network in eval mode, e.g. to sample and score
+        checkpoints along one training run; it must not change the model's parameters.
         """
         x = check_trajectories(x, "x")
+        callback_steps = self._check_callback(callback, callback_steps)
         n, length, channels = x.shape
         cond = self._check_cond(cond, n, "cond")
         self.shape_ = (length, channels)
@@ -228,11 +232,25 @@ class GenerativeModel:
             losses.append(loss.detach().float())
             if not bar.disable and (step % 50 == 0 or step == steps - 1):
                 bar.set_postfix(loss=f"{losses[-1].item():.4f}")
+            if step + 1 in callback_steps:
+                self.loss_history = torch.stack(losses).cpu().tolist()
+                self.net_.eval()
+                callback(self, step + 1)
+                self.net_.train()
         bar.close()
         self.loss_history = torch.stack(losses).cpu().tolist()
         self.net_.eval()
         self._sample_rng = np.random.default_rng([self.seed, 1])
         return self
+
+    def _check_callback(self, callback, callback_steps) -> frozenset:
+        steps = [check_positive_int(s, "callback_steps") for s in callback_steps]
+        bad = [s for s in steps if s > self.train_steps]
+        if bad:
+            raise ValueError(f"callback_steps must lie in [1, train_steps={self.train_steps}]; got {bad}")
+        if steps and not callable(callback):
+            raise ValueError(f"callback must be callable when callback_steps is given; got {callback!r}")
+        return frozenset(steps)
 
     def _amp(self):
         """Mixed precision on CUDA only (bf16 when supported, else fp16 with loss scaling); plain fp32 on the CPU."""

@@ -1,0 +1,259 @@
+"""Build the store of trained runs: ``python -m physmis_edu.zoo build`` (introduced in Chapter 1).
+
+Resumable (a run already in the manifest with the same spec is not retrained), atomic (every file
+is written to a temporary name and renamed), with a progress bar, and dispatched through joblib:
+``--jobs N`` runs N trainings at once on this machine, and under
+``joblib.parallel_config(backend="dask")`` (or Ray's backend) the same code fans out to a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import hashlib
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from . import catalog, checks, store
+
+CODE_PARTS = ("models", "tasks", "zoo")
+
+
+def code_hash() -> str:
+    """sha256 of the library source that decides a run (models, tasks, the store itself)."""
+    base = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for part in CODE_PARTS:
+        for path in sorted((base / part).glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _drift_summary(task, values, seed: int, n_boot: int = 200) -> dict:
+    from ..metrics import drift_report
+
+    rep = drift_report(values, task.prior, bins=20, n_boot=n_boot, rng=seed)
+    return dict(tv=rep.tv, tv_ci=list(rep.tv_ci), null_tv99=rep.null_tv99, w1=rep.w1,
+                out_of_support=rep.out_of_support, n_failed=int(rep.n_failed),
+                below=float(rep.histogram.probs[0]), above=float(rep.histogram.probs[-1]))
+
+
+def quantise(samples: np.ndarray):
+    """16-bit fixed point per channel: ``codes`` (uint16), ``offset`` and ``scale`` (float64).
+
+    The rounding error is at most half a step, ``(max - min) / 131070`` of each channel's span,
+    far finer than float16 near 1. ``None`` where the samples hold a non-finite value.
+    """
+    if not np.isfinite(samples).all():
+        return None
+    x = samples.astype(np.float64)
+    offset = x.min(axis=(0, 1))
+    span = x.max(axis=(0, 1)) - offset
+    scale = np.where(span > 0, span / 65535.0, 1.0)
+    codes = np.rint((x - offset) / scale).astype(np.uint16)
+    return codes, offset, scale
+
+
+def _quantisation_check(task, samples: np.ndarray, null_tv99: float) -> dict:
+    """Does the recovery tolerate 16-bit storage? Compare the recovered histograms.
+
+    Accepted when the two histograms differ by at most a twentieth of the null's 99th percentile
+    (rounding must not move mass by anything a reader could see) and fail on the same samples.
+    """
+    from ..metrics import recovered_histogram, total_variation
+
+    packed = quantise(samples)
+    if packed is None:
+        return dict(ok=False, reason="non-finite samples")
+    r32 = task.measure(samples)
+    r16 = task.measure(store.dequantise(*packed))
+    h32 = recovered_histogram(r32, task.lo, task.hi, 20)
+    h16 = recovered_histogram(r16, task.lo, task.hi, 20)
+    both = np.isfinite(r32) & np.isfinite(r16)
+    tv = total_variation(h32.probs, h16.probs)
+    same = bool(np.array_equal(np.isnan(r32), np.isnan(r16)))
+    return dict(max_abs_change=float(np.max(np.abs(r32[both] - r16[both]))) if both.any() else 0.0,
+                tv_between_histograms=float(tv), same_failures=same,
+                ok=bool(tv <= null_tv99 / 20 and same))
+
+
+def _loss_curve(losses, points: int = 200) -> dict:
+    losses = np.asarray(losses, dtype=np.float64)
+    width = max(1, losses.size // points)
+    n = losses.size // width * width
+    means = losses[:n].reshape(-1, width).mean(axis=1)
+    return dict(window=width, step=[int((i + 1) * width) for i in range(means.size)],
+                mean_loss=[float(v) for v in means])
+
+
+def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> dict:
+    """Train, sample and score one run, write its files atomically; return ``{file: sha256}``."""
+    import torch
+
+    from ..models import model_classes
+
+    torch.set_num_threads(threads)
+    out_dir = Path(out_dir)
+    task = catalog.make_task(spec.task)
+    train, _ = catalog.training_data(spec)
+    fresh, _ = catalog.fresh_data(spec)
+    model = model_classes()[spec.model](**spec.config, seed=spec.seed, device=device,
+                                        progress=False)
+    curve, start = [], time.perf_counter()
+
+    def score_checkpoint(m, step):
+        tick = time.perf_counter()
+        x = m.sample(spec.n_curve, rng=np.random.default_rng([spec.seed, 2, step]))
+        scored = sum(c["scoring"] for c in curve)
+        curve.append(dict(step=step, train_seconds=tick - start - scored,
+                          loss=float(np.mean(m.loss_history[-50:])),
+                          **_drift_summary(task, task.measure(x), spec.seed, n_boot=50),
+                          **{k: v for k, v in checks.sample_checks(task, x, train, fresh).items()
+                             if k != "reference"}))
+        curve[-1]["scoring"] = time.perf_counter() - tick
+
+    model.fit(train, callback=score_checkpoint, callback_steps=spec.milestones)
+    scoring = sum(c["scoring"] for c in curve)
+    train_seconds = time.perf_counter() - start - scoring
+    tick = time.perf_counter()
+    samples = model.sample(spec.n_samples, rng=np.random.default_rng([spec.seed, 3]))
+    sample_seconds = time.perf_counter() - tick
+    drift = _drift_summary(task, task.measure(samples), spec.seed)
+    packing = _quantisation_check(task, samples, drift["null_tv99"])
+    if packing["ok"]:
+        codes, offset, scale = quantise(samples)
+        arrays = dict(codes=codes, offset=offset, scale=scale)
+        shipped = store.dequantise(codes, offset, scale)
+    else:
+        arrays, shipped = dict(samples=samples), samples
+    meta = dict(
+        format=store.FORMAT, name=spec.name, spec=spec.to_dict(), spec_hash=spec.spec_hash(),
+        task_repr=repr(task), train_sha256=store.sha256_array(train),
+        fresh_sha256=store.sha256_array(fresh), n_parameters=int(model.n_parameters),
+        train_seconds=train_seconds, sample_seconds=sample_seconds, scoring_seconds=scoring,
+        device=str(model.device_), threads=threads, torch=torch.__version__,
+        numpy=np.__version__, python=platform.python_version(), library=__version__,
+        code_hash=code_hash(),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        loss_curve=_loss_curve(model.loss_history), curve=curve,
+        checks=checks.sample_checks(task, shipped, train, fresh),
+        drift=_drift_summary(task, task.measure(shipped), spec.seed),
+        quantisation=packing, samples_storage="uint16" if packing["ok"] else "float32",
+    )
+    files = {}
+    npz = out_dir / f"{spec.name}.npz"
+    store.write_atomic(npz, lambda handle: np.savez_compressed(handle, **arrays))
+    files[npz.name] = store.sha256_file(npz)
+    if spec.checkpoint:
+        pt = out_dir / f"{spec.name}.pt"
+        tmp = out_dir / f".{pt.name}.{os.getpid()}.tmp"
+        model.save(tmp)
+        os.replace(tmp, pt)
+        files[pt.name] = store.sha256_file(pt)
+    meta_path = out_dir / f"{spec.name}.json"
+    store.write_json(meta_path, meta)
+    files[meta_path.name] = store.sha256_file(meta_path)
+    return dict(name=spec.name, spec_hash=spec.spec_hash(), files=files,
+                seconds=time.perf_counter() - start)
+
+
+def select(specs, only: str | None) -> list[catalog.RunSpec]:
+    """The specs whose names match ``only`` (comma-separated shell patterns; ``None``: all)."""
+    if only is None:
+        return list(specs)
+    patterns = [p.strip() for p in only.split(",") if p.strip()]
+    if not patterns:
+        raise ValueError(f"--only must hold at least one pattern; got {only!r}")
+    chosen = [s for s in specs if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+    if not chosen:
+        raise ValueError(f"--only {only!r} matches no run; runs: {[s.name for s in specs]}")
+    return chosen
+
+
+def pending(specs, root) -> list[catalog.RunSpec]:
+    """The specs not yet in the manifest at ``root`` with the same spec hash and intact files."""
+    manifest = store.read_manifest(root)
+    todo = []
+    for spec in specs:
+        entry = manifest["runs"].get(spec.name)
+        intact = entry is not None and entry["spec_hash"] == spec.spec_hash() and all(
+            (Path(root) / f).exists() and store.sha256_file(Path(root) / f) == d
+            for f, d in entry["files"].items())
+        if not intact:
+            todo.append(spec)
+    return todo
+
+
+def build(specs=None, out_dir=None, jobs: int = 1, device=None, progress: bool = True) -> list:
+    """Train every spec not yet in the store at ``out_dir`` (default: the package's data folder).
+
+    Cells go through joblib (``n_jobs=jobs``), so ``joblib.parallel_config(backend="dask")``
+    sends them to a dask cluster unchanged. Returns the results of the runs trained now.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from .._validation import check_positive_int
+
+    jobs = check_positive_int(jobs, "jobs")
+    specs = list(catalog.SPECS.values()) if specs is None else list(specs)
+    out_dir = Path(store.DATA_DIR if out_dir is None else out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = pending(specs, out_dir)
+    # Longest first, so the slowest trainings do not start last.
+    todo.sort(key=lambda s: -s.config["train_steps"] * _COST.get(s.model, 1.0))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    results = []
+    run = Parallel(n_jobs=jobs, return_as="generator_unordered")
+    bar = tqdm(total=len(todo), desc="store", disable=not progress, file=sys.stderr)
+    for result in run(delayed(train_run)(spec, out_dir, device, threads) for spec in todo):
+        manifest = store.read_manifest(out_dir)
+        manifest["runs"][result["name"]] = dict(spec_hash=result["spec_hash"],
+                                                files=result["files"])
+        store.write_json(out_dir / store.MANIFEST, manifest)
+        results.append(result)
+        bar.set_postfix_str(f"{result['name']} {result['seconds']:.0f} s")
+        bar.update()
+    bar.close()
+    return results
+
+
+# Relative cost of one training step per class on a CPU (measured, only for ordering the work).
+_COST = {"DiffusionUNet": 7.0, "Transformer": 4.0, "DiffusionMLP": 1.0, "VAE": 1.0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m physmis_edu.zoo",
+                                     description="The store of trained runs of the book.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="train the runs not yet in the store (resumable)")
+    b.add_argument("--only", help="comma-separated patterns of run names, e.g. '*.VAE.*'")
+    b.add_argument("--jobs", type=int, default=1, help="trainings at once (joblib)")
+    b.add_argument("--out", help="store folder (default: the package's data folder)")
+    b.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    ls = sub.add_parser("list", help="list the runs of the catalog and whether each is built")
+    ls.add_argument("--out", help="store folder (default: the package's data folder)")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else store.DATA_DIR
+    if args.command == "list":
+        missing = {s.name for s in pending(catalog.SPECS.values(), out)}
+        for name in catalog.SPECS:
+            print(f"{'todo ' if name in missing else 'built'}  {name}")
+        return 0
+    try:
+        specs = select(catalog.SPECS.values(), args.only)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be an integer >= 1; got {args.jobs}")
+    except ValueError as err:
+        parser.error(str(err))
+    start = time.perf_counter()
+    done = build(specs, out, jobs=args.jobs, device=args.device)
+    print(f"trained {len(done)} run(s) in {time.perf_counter() - start:.0f} s; store at {out}")
+    return 0

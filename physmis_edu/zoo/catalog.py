@@ -1,0 +1,129 @@
+"""What the store of trained runs holds and how each run is made (introduced in Chapter 1).
+
+One :class:`RunSpec` per run: the task, the model class and its hyper-parameters, the training
+budget, the seeds of the data streams and the checkpoints along training at which samples are
+scored (the convergence curve). Adding a run to the store means adding a spec here and running
+``python -m physmis_edu.zoo build --only NAME``.
+
+Budgets. Each class's budget sits past the point where its c-free sample checks settle on the
+chaotic logistic map, judged from the convergence curve that every run records (checkpoints
+along one cosine schedule); ``benchmarks/README.md`` lists the measured curves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..tasks import LogisticMap
+
+# Task keys of the store and how each task is constructed. A key names one fixed construction:
+# changing a task's parameters means a new key, so that shipped runs stay reproducible.
+TASKS = {
+    "logistic-chaotic": lambda: LogisticMap(lo=3.6, hi=4.0, length=16),
+}
+
+# Fixed data streams per task: training set and fresh true data never depend on the model or seed,
+# so every class and seed of a task sees exactly the same training trajectories.
+DATA_SEEDS = {"logistic-chaotic": 1601}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One trained run of the store (Chapter 1): a task, a model class, a seed and how to train it.
+
+    ``config`` holds the model's hyper-parameters (the training budget among them).
+    ``n_train`` training trajectories and ``n_fresh`` fresh true ones are drawn from the task's
+    fixed streams; ``n_samples`` are drawn from the trained model. ``milestones`` are the training
+    steps at which ``n_curve`` samples are scored for the convergence curve. ``variant`` names a
+    run that differs from its class's main runs (e.g. a larger training set).
+    """
+
+    task: str
+    model: str
+    seed: int
+    config: dict = field(hash=False)
+    n_train: int = 10_000
+    n_samples: int = 8_000
+    n_fresh: int = 8_000
+    n_curve: int = 2_000
+    milestones: tuple = ()
+    checkpoint: bool = False
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        variant = f"-{self.variant}" if self.variant else ""
+        return f"{self.task}.{self.model}{variant}.s{self.seed}"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["milestones"] = list(self.milestones)
+        out["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()}
+        return out
+
+    def spec_hash(self) -> str:
+        """A short hash of everything that decides the run (a changed spec is retrained)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Hyper-parameters per class for the store's book-grade runs on the chaotic logistic map (L = 16).
+BOOK_CONFIGS = {
+    "DiffusionMLP": dict(hidden=256, layers=3, diffusion_steps=50, batch_size=256, lr=2e-3,
+                         train_steps=20_000),
+    "DiffusionUNet": dict(dim=24, dim_mults=(1, 2), diffusion_steps=50, batch_size=128, lr=2e-3,
+                          train_steps=5_000),
+    "Transformer": dict(bins=128, width=64, layers=3, heads=4, batch_size=64, lr=2e-3,
+                        train_steps=4_000),
+    "VAE": dict(hidden=256, layers=2, latent=8, batch_size=256, lr=1e-3, train_steps=10_000),
+}
+MILESTONES = {
+    "DiffusionMLP": (1_500, 3_000, 6_000, 10_000, 15_000, 20_000),
+    "DiffusionUNet": (625, 1_250, 2_500, 5_000),
+    "Transformer": (500, 1_000, 2_000, 4_000),
+    "VAE": (1_000, 2_500, 5_000, 10_000),
+}
+SEEDS = (0, 1, 2)
+# Larger training sets for the Transformer, which copies its training data at 10,000 trajectories.
+TRANSFORMER_DATA_SIZES = (20_000, 40_000, 80_000)
+
+
+def _book_specs() -> list[RunSpec]:
+    specs = []
+    for model, config in BOOK_CONFIGS.items():
+        for seed in SEEDS:
+            specs.append(RunSpec("logistic-chaotic", model, seed, config,
+                                 milestones=MILESTONES[model], checkpoint=seed == 0))
+    for n_train in TRANSFORMER_DATA_SIZES:
+        specs.append(RunSpec("logistic-chaotic", "Transformer", 0, BOOK_CONFIGS["Transformer"],
+                             n_train=n_train, milestones=MILESTONES["Transformer"],
+                             variant=f"data{n_train // 1000}k"))
+    return specs
+
+
+SPECS: dict[str, RunSpec] = {spec.name: spec for spec in _book_specs()}
+
+
+def make_task(key: str):
+    """The task of the store for a key (``'logistic-chaotic'``, ...), constructed as for training."""
+    if key not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}; got {key!r}")
+    return TASKS[key]()
+
+
+def training_data(spec: RunSpec):
+    """The training trajectories and controls of a run, regenerated from the task's data stream."""
+    import numpy as np
+
+    task = make_task(spec.task)
+    return task.sample(spec.n_train, rng=np.random.default_rng([DATA_SEEDS[spec.task], 0]))
+
+
+def fresh_data(spec: RunSpec):
+    """Fresh true trajectories (never trained on), the reference of the sample checks."""
+    import numpy as np
+
+    task = make_task(spec.task)
+    return task.sample(spec.n_fresh, rng=np.random.default_rng([DATA_SEEDS[spec.task], 1]))
