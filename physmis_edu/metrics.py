@@ -9,6 +9,7 @@ silently. A drift is real only when it exceeds the finite-sample null: the distr
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,8 @@ from ._validation import as_rng, check_positive_int, check_range, check_values
 __all__ = [
     "Histogram", "recovered_histogram", "prior_probs", "bin_edges",
     "total_variation", "jensen_shannon", "wasserstein1", "wasserstein_to_prior", "shift",
-    "null_tv", "null_quantile", "null_band", "bootstrap_ci", "prior_mean",
+    "null_tv", "null_quantile", "null_band", "bootstrap_ci", "UndefinedIntervalError",
+    "prior_mean", "tv_with_failures",
     "DriftReport", "drift_report",
 ]
 
@@ -224,8 +226,7 @@ def null_tv(prior, n: int, bins: int = 20, n_rep: int = 500, rng=None) -> np.nda
 
 def null_quantile(prior, n: int, bins: int = 20, q: float = 0.99, n_rep: int = 500, rng=None) -> float:
     """The ``q`` quantile (default 99th percentile) of :func:`null_tv` (Chapter 1)."""
-    if not 0.0 < float(q) < 1.0:
-        raise ValueError(f"q must be a quantile level in (0, 1); got {q!r}")
+    q = _check_level(q, "q (the quantile level)")
     return float(np.quantile(null_tv(prior, n, bins, n_rep, rng), q))
 
 
@@ -237,33 +238,134 @@ def null_band(prior, n: int, bins: int = 20, level: float = 0.99, n_rep: int = 5
     prior = _as_prior(prior)
     n = check_positive_int(n, "n")
     n_rep = check_positive_int(n_rep, "n_rep")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    level = _check_level(level, "level")
     draws = _null_probs(prior, n, bins, n_rep, as_rng(rng))
     tail = 0.5 * (1.0 - level)
     return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
 
 
-def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=None) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``statistic(values)`` (Chapter 1).
+class UndefinedIntervalError(ValueError):
+    """:func:`bootstrap_ci` cannot give an honest interval for these values (Chapter 1).
+
+    Raised when the statistic is not finite on some resamples, or when the BCa bias correction is
+    infinite because the estimate lies outside every resample's value.
+    """
+
+
+_CI_METHODS = ("percentile", "BCa")
+
+
+def _jackknife(values: np.ndarray, statistic, groups: int = 200) -> np.ndarray:
+    """Delete-a-group jackknife values of ``statistic`` (at most ``groups`` evaluations).
+
+    The groups interleave the indices (``i % groups``); the BCa acceleration is a ratio of sums of
+    powers of the jackknife deviations, which a grouped jackknife estimates without bias.
+    """
+    g = min(values.size, groups)
+    label = np.arange(values.size) % g
+    return np.array([statistic(values[label != j]) for j in range(g)], dtype=np.float64)
+
+
+def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=None,
+                 method: str = "percentile") -> tuple[float, float]:
+    """Bootstrap confidence interval of ``statistic(values)`` (Chapter 1).
 
     ``values`` may contain ``NaN`` (failed recoveries): they are resampled like any other value,
     so the interval also reflects how many failures a resample happens to draw.
+    ``method``: ``"percentile"`` (the quantiles of the resampled statistic) or ``"BCa"`` (bias
+    corrected and accelerated; Efron and Tibshirani 1994, ch. 14). The percentile interval is
+    biased for a statistic that is itself biased, such as a total variation distance near zero,
+    which is always positive: its interval can exclude its own estimate. BCa corrects that; the
+    resamples are the same for both methods (the same ``rng`` stream).
+
+    Raises :class:`UndefinedIntervalError` (a ``ValueError``) when the statistic is not finite on
+    the values or on some resamples (dropping those would condition the interval on not drawing
+    them), and for BCa when the estimate lies outside every resample's value (the bias
+    correction is then infinite) or outside the BCa interval (the correction asks for quantiles
+    that ``n_boot`` resamples cannot resolve). Either way the statistic sits near a floor, and
+    no bootstrap interval of it is a 95% confidence interval.
     """
     values = check_values(values, "values", allow_nan=True)
     n_boot = check_positive_int(n_boot, "n_boot")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    level = _check_level(level, "level")
     if not callable(statistic):
-        raise ValueError("statistic must be a callable taking a 1-D array of values")
+        raise ValueError(f"statistic must be a callable taking a 1-D array of values; got {statistic!r}")
+    if method not in _CI_METHODS:
+        raise ValueError(f"method must be one of {_CI_METHODS}; got {method!r}")
+    estimate = _scalar_statistic(statistic, values, "on the values themselves")
     rng = as_rng(rng)
-    boot = np.array([statistic(values[rng.integers(0, values.size, values.size)]) for _ in range(n_boot)], dtype=np.float64)
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        return (np.nan, np.nan)
+    boot = np.array([statistic(values[rng.integers(0, values.size, values.size)]) for _ in range(n_boot)],
+                    dtype=np.float64)
+    bad = int((~np.isfinite(boot)).sum())
+    if bad:
+        raise UndefinedIntervalError(
+            f"statistic was not finite on {bad} of {n_boot} resamples (e.g. a resample in which every "
+            "recovery failed); an interval over the others would be conditioned on not drawing them")
     tail = 0.5 * (1.0 - level)
-    lo, hi = np.quantile(boot, [tail, 1.0 - tail])
+    if method == "percentile":
+        lo, hi = np.quantile(boot, [tail, 1.0 - tail])
+        return float(lo), float(hi)
+    from scipy.special import ndtr, ndtri
+
+    below = (np.sum(boot < estimate) + 0.5 * np.sum(boot == estimate)) / n_boot
+    if below in (0.0, 1.0):
+        side = "below" if below == 0.0 else "above"
+        raise UndefinedIntervalError(
+            f"the estimate {estimate:.4g} lies {side} all {n_boot} resampled values: the BCa bias "
+            "correction is infinite (a statistic at its floor, such as TV near zero drift)")
+    z0 = ndtri(below)
+    jack = _jackknife(values, statistic)
+    if not np.isfinite(jack).all():
+        raise UndefinedIntervalError("statistic was not finite on a jackknife subsample")
+    dev = jack.mean() - jack
+    denom = 6.0 * np.sum(dev ** 2) ** 1.5
+    accel = float(np.sum(dev ** 3) / denom) if denom > 0 else 0.0
+    z = ndtri(np.array([tail, 1.0 - tail]))
+    alpha = ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z)))
+    lo, hi = np.quantile(boot, alpha)
+    if not lo <= estimate <= hi:
+        raise UndefinedIntervalError(
+            f"the BCa interval [{lo:.4g}, {hi:.4g}] excludes the estimate {estimate:.4g}: its bias "
+            f"correction (z0 = {z0:.2f}) needs the {alpha[0]:.2g} and {alpha[1]:.2g} quantiles, "
+            f"beyond what {n_boot} resamples resolve (a statistic near its floor, such as TV near "
+            "zero drift)")
     return float(lo), float(hi)
+
+
+def _check_level(level, name: str) -> float:
+    if isinstance(level, bool) or not isinstance(level, numbers.Real):
+        raise ValueError(f"{name} must be a number in (0, 1); got {level!r}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{name} must be in (0, 1); got {level!r}")
+    return float(level)
+
+
+def _scalar_statistic(statistic, values: np.ndarray, where: str) -> float:
+    out = statistic(values)
+    try:
+        out = float(out)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"statistic must return one number; got {type(out).__name__} {where}") from err
+    if not np.isfinite(out):
+        raise UndefinedIntervalError(f"statistic returned {out} {where}; there is nothing to bound")
+    return out
+
+
+def tv_with_failures(p, histogram: Histogram) -> float:
+    """TV with failed recoveries counted as mass in the wrong place (Chapter 1).
+
+    An extra bin holds the failures: the prior puts no mass there, the recovered distribution puts
+    ``n_failed / n_total`` there and spreads the rest as ``histogram.probs``. With no failures this
+    equals ``total_variation(p, histogram.probs)``; with failures it is larger, and it is 1 when
+    every recovery failed.
+    """
+    p = _check_probs(p, "p")
+    if not isinstance(histogram, Histogram):
+        raise ValueError(f"histogram must be a Histogram; got {type(histogram).__name__}")
+    if p.shape != histogram.counts.shape:
+        raise ValueError(f"p must have {histogram.counts.size} bins like the histogram; got {p.size}")
+    q_all = histogram.counts / histogram.n_total
+    return float(0.5 * (np.abs(p - q_all).sum() + histogram.failed_fraction))
 
 
 @dataclass
@@ -271,10 +373,16 @@ class DriftReport:
     """One look at a recovered distribution against its prior (Chapter 1).
 
     Every headline figure comes with its reference: ``tv`` with a bootstrap interval and the
-    null's 99th percentile for the same ``n``; ``significant`` is ``tv > null_tv99``.
+    null's 99th percentile for the same ``n``.
     ``n`` counts all values, ``n_failed`` those whose recovery failed.
-    Near zero drift the bootstrap interval of ``tv`` sits above the truth (``|.|`` biases TV
-    upward): judge detectability by the null, and use the interval to compare large drifts.
+    ``tv``, ``w1``, ``js`` and ``shift`` describe the finite values; ``tv_failed``
+    (:func:`tv_with_failures`) also counts every failure as mass in the wrong place, and the
+    verdict (``significant``: ``tv_failed > null_tv99``) uses it, so a model whose recoveries
+    mostly fail cannot pass as drift-free. Without failures ``tv_failed == tv``.
+    The intervals are BCa bootstrap intervals (:func:`bootstrap_ci`): the percentile interval of
+    TV sits above the truth near zero drift and can exclude its own estimate. Where no honest
+    interval exists (the estimate below every resample, as for TV at its noise floor) the interval
+    is ``(nan, nan)`` and ``ci_notes`` says why; detectability is judged by the null anyway.
     """
 
     tv: float
@@ -293,10 +401,16 @@ class DriftReport:
     predicted: Histogram | None = field(default=None, repr=False)
     predicted_tv: float | None = None
     failure_counts: dict | None = None
+    tv_failed: float | None = None
+    ci_notes: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.tv_failed is None:
+            self.tv_failed = tv_with_failures(self.prior_probs, self.histogram)
 
     @property
     def significant(self) -> bool:
-        return bool(self.tv > self.null_tv99)
+        return bool(self.tv_failed > self.null_tv99)
 
     @property
     def lo(self) -> float:
@@ -307,10 +421,29 @@ class DriftReport:
         return float(self.histogram.edges[-1])
 
     @property
+    def failed_fraction(self) -> float:
+        return self.n_failed / self.n
+
+    @property
     def verdict(self) -> str:
-        if self.significant:
-            return f"drift: TV is {self.tv / max(self.null_tv99, 1e-12):.1f}x the null's 99th percentile"
-        return "no drift detectable: TV within the finite-sample null"
+        failed = ""
+        if self.n_failed:
+            failed = (f"; {self.n_failed} of {self.n} recoveries failed ({self.failed_fraction:.1%}), "
+                      f"counted as misplaced mass (TV with failures {self.tv_failed:.3f})")
+        if not self.significant:
+            return "no drift detectable: TV within the finite-sample null" + failed
+        if self.tv <= self.null_tv99:
+            return ("drift from failed recoveries: the finite values are within the null, but "
+                    f"{self.n_failed} of {self.n} recoveries failed ({self.failed_fraction:.1%}); "
+                    f"TV with failures is {self.tv_failed / max(self.null_tv99, 1e-12):.1f}x "
+                    "the null's 99th percentile")
+        return f"drift: TV is {self.tv_failed / max(self.null_tv99, 1e-12):.1f}x the null's 99th percentile" + failed
+
+    @staticmethod
+    def _interval(ci, fmt: str) -> str:
+        if not np.isfinite(ci).all():
+            return "[no interval]"
+        return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
     def __str__(self) -> str:
         pct = 100.0 * self.n_failed / self.n
@@ -318,11 +451,14 @@ class DriftReport:
         if self.failure_counts:
             reasons = " (" + ", ".join(f"{k}: {v}" for k, v in self.failure_counts.items()) + ")"
         lines = [
-            f"drift report on [{self.lo:g}, {self.hi:g}], {self.histogram.bins} bins: n={self.n}, failed={self.n_failed} ({pct:.2g}%){reasons}",
-            f"  TV  {self.tv:.4f} [{self.tv_ci[0]:.4f}, {self.tv_ci[1]:.4f}]  vs null99 {self.null_tv99:.4f}"
-            + ("" if self.significant else "  (near zero drift the bootstrap interval sits high)"),
-            f"  W1  {self.w1:.4g} [{self.w1_ci[0]:.4g}, {self.w1_ci[1]:.4g}]   JS {self.js:.4f} bits   out of support {100 * self.out_of_support:.2f}%",
+            f"drift report on [{self.lo:g}, {self.hi:g}], {self.histogram.bins} bins: n={self.n}, "
+            f"failed={self.n_failed} ({pct:.2g}%){reasons}",
+            f"  TV  {self.tv:.4f} {self._interval(self.tv_ci, '.4f')} (95% BCa)  vs null99 {self.null_tv99:.4f}",
+            f"  W1  {self.w1:.4g} {self._interval(self.w1_ci, '.4g')}   JS {self.js:.4f} bits   "
+            f"out of support {100 * self.out_of_support:.2f}%",
         ]
+        for name, note in self.ci_notes.items():
+            lines.append(f"  no {name} interval: {note}")
         if self.predicted is not None:
             lines.append(f"  predicted (n={self.predicted.n_total}, failed={self.predicted.n_failed}): "
                          f"TV(p, q_hat) {self.predicted_tv:.4f}, out of support {100 * self.predicted.out_of_support:.2f}%")
@@ -347,6 +483,7 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
     its failure reasons are reported). ``predicted``: optional recovered values of a kernel
     prediction ``q_hat`` (Chapter 6), shown beside ``q``.
     The null uses ``N`` = the number of finite values, the sample size the histogram is normalised by.
+    Failed recoveries count against the verdict (see :class:`DriftReport`).
     """
     if hasattr(values, "values") and hasattr(values, "failure_counts"):
         failure_counts = values.failure_counts() if failure_counts is None else failure_counts
@@ -369,6 +506,15 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
     def w1_of(v):
         return wasserstein_to_prior(v, prior) if np.isfinite(v).any() else np.nan
 
+    notes = {}
+
+    def interval(name, statistic):
+        try:
+            return bootstrap_ci(values, statistic, n_boot, rng=rng, method="BCa")
+        except UndefinedIntervalError as err:
+            notes[name] = str(err)
+            return (float("nan"), float("nan"))
+
     null_draws = _null_probs(prior, hist.n_finite, bins, n_null, rng)
     null_tvs = 0.5 * np.abs(null_draws - p).sum(axis=1)
     band = (np.quantile(null_draws, 0.005, axis=0), np.quantile(null_draws, 0.995, axis=0))
@@ -378,10 +524,10 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
         pred_hist = recovered_histogram(pred_values, prior.lo, prior.hi, bins)
         pred_tv = float(0.5 * np.abs(pred_hist.probs - p).sum()) if pred_hist.n_finite else float("nan")
     return DriftReport(
-        tv=total_variation(p, q), tv_ci=bootstrap_ci(values, tv_of, n_boot, rng=rng),
-        w1=w1_of(values), w1_ci=bootstrap_ci(values, w1_of, n_boot, rng=rng),
+        tv=total_variation(p, q), tv_ci=interval("TV", tv_of),
+        w1=w1_of(values), w1_ci=interval("W1", w1_of),
         js=jensen_shannon(p, q), shift=q - p, out_of_support=hist.out_of_support,
         n_failed=hist.n_failed, n=hist.n_total, null_tv99=float(np.quantile(null_tvs, 0.99)),
         histogram=hist, prior_probs=p, null_band=band, predicted=pred_hist, predicted_tv=pred_tv,
-        failure_counts=failure_counts,
+        failure_counts=failure_counts, ci_notes=notes,
     )

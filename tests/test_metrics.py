@@ -137,3 +137,93 @@ def test_same_seed_same_report():
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
         call()
+
+
+# -- bias-corrected intervals, failures in the verdict (issue 12, items 13, 15, 16) -------------
+
+P20 = m.prior_probs(UNIFORM, 20)
+
+
+def _tv_of(values):
+    return 0.5 * np.abs(m.recovered_histogram(values, 0.0, 1.0, 20).probs - P20).sum()
+
+
+def _tilted(a, n, seed):
+    """``n`` draws of the density ``1 + a (c - 1/2)`` on [0, 1]; its exact TV to uniform on 20 bins."""
+    grid = np.linspace(0.0, 1.0, 4001)
+    values = np.interp(np.random.default_rng(seed).random(n), grid + a * (grid ** 2 - grid) / 2, grid)
+    edges = np.linspace(0.0, 1.0, 21)
+    q = np.concatenate([[0.0], np.diff(edges + a * (edges ** 2 - edges) / 2), [0.0]])
+    return values, 0.5 * np.abs(q - P20).sum()
+
+
+def test_bca_matches_scipy_on_a_skewed_statistic():
+    from scipy import stats
+
+    x = np.random.default_rng(1).exponential(1.0, 200)
+    ours = m.bootstrap_ci(x, np.std, 4000, rng=2, method="BCa")
+    ref = stats.bootstrap((x,), np.std, n_resamples=4000, method="BCa", random_state=3).confidence_interval
+    percentile = m.bootstrap_ci(x, np.std, 4000, rng=2)
+    assert abs(ours[0] - ref.low) < 0.03 and abs(ours[1] - ref.high) < 0.04
+    assert ours[1] - percentile[1] > 0.1  # the skew correction is real, not a relabelled percentile
+
+
+def test_bca_interval_never_excludes_its_estimate_near_zero_tv():
+    excluded_percentile, undefined = 0, 0
+    for seed in range(20):
+        values = np.random.default_rng(seed).random(2000)  # true TV is 0
+        lo, hi = m.bootstrap_ci(values, _tv_of, 200, rng=seed)
+        excluded_percentile += not lo <= _tv_of(values) <= hi
+        try:
+            lo, hi = m.bootstrap_ci(values, _tv_of, 200, rng=seed, method="BCa")
+        except m.UndefinedIntervalError:
+            undefined += 1
+            continue
+        assert lo <= _tv_of(values) <= hi
+    assert excluded_percentile >= 10  # the failure the BCa method exists to avoid
+    assert undefined < 20
+
+
+def test_bca_interval_covers_a_large_true_tv():
+    hits = 0
+    for seed in range(20):
+        values, truth = _tilted(1.5, 2000, seed)
+        lo, hi = m.bootstrap_ci(values, _tv_of, 200, rng=seed, method="BCa")
+        hits += lo <= truth <= hi
+    assert hits >= 16  # nominal 95%; 16 of 20 is the binomial 2% tail
+
+
+def _finite_mean(v):
+    return v[np.isfinite(v)].mean() if np.isfinite(v).any() else np.nan
+
+
+def test_bootstrap_ci_refuses_nan_statistics():
+    values = np.array([np.nan, np.nan, np.nan, 0.5])
+    with pytest.raises(m.UndefinedIntervalError, match="resamples"):
+        m.bootstrap_ci(values, _finite_mean, 200, rng=0)  # a resample of four NaN has no mean
+    with pytest.raises(ValueError, match="nothing to bound"):
+        m.bootstrap_ci([0.1, 0.2], lambda v: np.nan)
+    with pytest.raises(ValueError, match="one number"):
+        m.bootstrap_ci([0.1, 0.2], lambda v: v)
+    with pytest.raises(ValueError, match="method"):
+        m.bootstrap_ci([0.1, 0.2], np.mean, method="bca-ish")
+
+
+def test_tv_with_failures():
+    h = m.recovered_histogram(np.random.default_rng(0).random(500), 0, 1, 20)
+    assert m.tv_with_failures(P20, h) == pytest.approx(m.total_variation(P20, h.probs), abs=1e-12)
+    h = m.recovered_histogram([0.5] + [np.nan] * 9, 0, 1, 20)
+    assert m.tv_with_failures(P20, h) == pytest.approx(0.5 * (np.abs(P20 - h.counts / 10).sum() + 0.9))
+    assert m.tv_with_failures(P20, h) >= m.total_variation(P20, h.probs)
+
+
+def test_failed_recoveries_count_against_the_verdict():
+    rng = np.random.default_rng(3)
+    values = UNIFORM.sample(4000, rng)
+    values[:3000] = np.nan  # 75% failed; the rest is a perfect sample
+    report = m.drift_report(values, UNIFORM, rng=4)
+    assert report.tv <= report.null_tv99  # the finite values alone look fine
+    assert report.tv_failed >= 0.375 and report.significant
+    assert "failed" in report.verdict and "no drift" not in report.verdict
+    clean = m.drift_report(values[3000:], UNIFORM, rng=4)
+    assert clean.tv_failed == pytest.approx(clean.tv) and not clean.significant
