@@ -19,7 +19,7 @@ from .metrics import _as_prior, _wasserstein_distance, prior_mean, prior_probs, 
 
 __all__ = [
     "Gaussian", "Smooth", "Empirical", "nearest_neighbours", "nn_distances",
-    "Calibration", "calibrate", "predict_recovered", "Agreement", "agreement",
+    "Calibration", "calibrate", "predict_recovered", "Agreement", "agreement", "ef_ceiling",
 ]
 
 
@@ -323,8 +323,15 @@ class Agreement:
     ``pearson`` and ``spearman``: correlation over bins (overflow bins included) of the shifts
     ``dq_hat = q_hat - p`` and ``dq = q - p`` (``NaN`` when either shift is constant).
     ``sign_agree``: the mean recovered value moves the same way from the prior mean in both.
-    ``explained_fraction``: ``EF = 1 - TV(q_hat, q) / TV(p, q)``; 1 is perfect, 0 is no better than
-    predicting no drift, negative is worse than that.
+    ``explained_fraction``: ``EF = 1 - TV(q_hat, q) / TV(p, q)``; 0 is no better than predicting no
+    drift, negative is worse than that. 1 is reached only without sampling noise: a prediction
+    that is exact in expectation scores ``ef_ceiling`` (median, 5% and 95% quantile) at these
+    sample sizes (:func:`ef_ceiling`), and an EF is read against that, not against 1.
+
+    Failed recoveries: the scores above describe the finite values. ``explained_fraction_failures``
+    is EF with one more bin holding the failures (where the prior puts no mass), so a kernel that
+    predicts no failures for a model whose recoveries fail is penalised by the failed mass; the
+    printed summary shows both failure fractions.
     """
 
     pearson: float
@@ -340,29 +347,96 @@ class Agreement:
     dq_observed: np.ndarray
     n_failed_predicted: int
     n_failed_observed: int
+    n_predicted: int = 0
+    n_observed: int = 0
+    explained_fraction_failures: float = float("nan")
+    ef_ceiling: tuple | None = None
+
+    @property
+    def failed_fraction_predicted(self) -> float:
+        return self.n_failed_predicted / self.n_predicted if self.n_predicted else float("nan")
+
+    @property
+    def failed_fraction_observed(self) -> float:
+        return self.n_failed_observed / self.n_observed if self.n_observed else float("nan")
 
     def __str__(self) -> str:
         sign = "agrees" if self.sign_agree else "DISAGREES"
+        ceiling = ""
+        if self.ef_ceiling is not None:
+            ceiling = (f" (an exact prediction at these sample sizes: {self.ef_ceiling[0]:.3f}, "
+                       f"5-95% {self.ef_ceiling[1]:.3f} to {self.ef_ceiling[2]:.3f})")
         return (f"agreement of q_hat with q over {self.dq_observed.size} bins: "
-                f"Pearson {self.pearson:.3f}, Spearman {self.spearman:.3f}, explained fraction {self.explained_fraction:.3f}\n"
-                f"  mean shift: predicted {self.mean_shift_predicted:+.4g}, observed {self.mean_shift_observed:+.4g} (sign {sign})\n"
-                f"  TV(p, q_hat) {self.tv_predicted:.4f}, TV(p, q) {self.tv_observed:.4f}, TV(q_hat, q) {self.tv_between:.4f}; "
-                f"failed: predicted {self.n_failed_predicted}, observed {self.n_failed_observed}")
+                f"Pearson {self.pearson:.3f}, Spearman {self.spearman:.3f}, "
+                f"explained fraction {self.explained_fraction:.3f}{ceiling}\n"
+                f"  mean shift: predicted {self.mean_shift_predicted:+.4g}, "
+                f"observed {self.mean_shift_observed:+.4g} (sign {sign})\n"
+                f"  TV(p, q_hat) {self.tv_predicted:.4f}, TV(p, q) {self.tv_observed:.4f}, "
+                f"TV(q_hat, q) {self.tv_between:.4f}\n"
+                f"  failed: predicted {self.n_failed_predicted} ({self.failed_fraction_predicted:.1%}), "
+                f"observed {self.n_failed_observed} ({self.failed_fraction_observed:.1%}); "
+                f"explained fraction with failures as a bin {self.explained_fraction_failures:.3f}")
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
 
 
-def agreement(prior, predicted_values, observed_values, bins: int = 20) -> Agreement:
+def _with_failure_bin(h) -> np.ndarray:
+    """All values' distribution: the histogram's bins over ``n_total``, then the failed fraction."""
+    return np.append(h.counts / h.n_total, h.failed_fraction)
+
+
+def ef_ceiling(prior, observed_values, n_predicted: int, bins: int = 20, n_rep: int = 500,
+               level: float = 0.9, rng=0) -> tuple[float, float, float]:
+    """The explained fraction an exact prediction would score at these sample sizes (Chapter 6).
+
+    A noise ceiling: the observed histogram ``q`` (finite values) is taken as the truth; ``n_rep``
+    times, a prediction of ``n_predicted`` values and an observation of as many finite values as
+    ``observed_values`` holds are drawn from it, and ``EF = 1 - TV(q_hat, q) / TV(p, q)`` is
+    computed. Returns the median and the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
+    Sampling noise in both histograms keeps EF below 1 even for a perfect kernel, the more so
+    the smaller the drift ``TV(p, q)`` is against that noise.
+    ``n_predicted`` counts the prediction's finite values.
+    """
+    from .metrics import _check_level
+
+    prior = _as_prior(prior)
+    observed_values = check_values(observed_values, "observed_values", allow_nan=True)
+    n_predicted = check_positive_int(n_predicted, "n_predicted")
+    n_rep = check_positive_int(n_rep, "n_rep")
+    level = _check_level(level, "level")
+    h = recovered_histogram(observed_values, prior.lo, prior.hi, bins)
+    if h.n_finite == 0:
+        raise ValueError(f"observed_values: all {h.n_total} recoveries failed; there is no q to sample")
+    p, q = prior_probs(prior, bins), h.probs
+    rng = as_rng(rng)
+    pred = rng.multinomial(n_predicted, q, size=n_rep) / n_predicted
+    obs = rng.multinomial(h.n_finite, q, size=n_rep) / h.n_finite
+    tv_obs = 0.5 * np.abs(obs - p).sum(axis=1)
+    ef = 1.0 - 0.5 * np.abs(pred - obs).sum(axis=1) / np.where(tv_obs > 0, tv_obs, np.nan)
+    ef = ef[np.isfinite(ef)]
+    if ef.size == 0:
+        raise ValueError("every simulated observation equals the prior exactly; EF is undefined")
+    tail = 0.5 * (1.0 - level)
+    median, lo, hi = np.quantile(ef, [0.5, tail, 1.0 - tail])
+    return float(median), float(lo), float(hi)
+
+
+def agreement(prior, predicted_values, observed_values, bins: int = 20, ceiling: bool = True,
+              rng=0) -> Agreement:
     """Compare a kernel prediction with an observed recovered distribution (Chapter 6).
 
     ``prior``: the ``Prior`` (or a ``Task``); ``predicted_values``: recovered controls of
     kernel-perturbed data (:func:`predict_recovered`); ``observed_values``: recovered controls of
-    a model's samples. ``NaN`` values are failures, counted in the result.
+    a model's samples. ``NaN`` values are failures, counted in the result and in
+    ``explained_fraction_failures``. ``ceiling``: also compute :func:`ef_ceiling` (with ``rng``,
+    a fixed seed by default so that the same inputs give the same result).
     """
     prior = _as_prior(prior)
     predicted_values = check_values(predicted_values, "predicted_values", allow_nan=True)
     observed_values = check_values(observed_values, "observed_values", allow_nan=True)
+    if not isinstance(ceiling, bool):
+        raise ValueError(f"ceiling must be True or False; got {ceiling!r}")
     p = prior_probs(prior, bins)
     h_pred = recovered_histogram(predicted_values, prior.lo, prior.hi, bins)
     h_obs = recovered_histogram(observed_values, prior.lo, prior.hi, bins)
@@ -375,6 +449,9 @@ def agreement(prior, predicted_values, observed_values, bins: int = 20) -> Agree
     shift_obs = float(np.nanmean(observed_values) - mean_p)
     tv_obs = total_variation(p, q)
     tv_between = total_variation(q_hat, q)
+    p_f, q_hat_f, q_f = np.append(p, 0.0), _with_failure_bin(h_pred), _with_failure_bin(h_obs)
+    tv_obs_f = 0.5 * np.abs(p_f - q_f).sum()
+    ef_f = 1.0 - 0.5 * np.abs(q_hat_f - q_f).sum() / tv_obs_f if tv_obs_f > 0 else float("nan")
     return Agreement(
         pearson=_pearson(q_hat - p, q - p), spearman=_spearman(q_hat - p, q - p),
         sign_agree=bool(np.sign(shift_pred) == np.sign(shift_obs)),
@@ -383,4 +460,6 @@ def agreement(prior, predicted_values, observed_values, bins: int = 20) -> Agree
         tv_predicted=total_variation(p, q_hat), tv_observed=tv_obs, tv_between=tv_between,
         dq_predicted=q_hat - p, dq_observed=q - p,
         n_failed_predicted=h_pred.n_failed, n_failed_observed=h_obs.n_failed,
+        n_predicted=h_pred.n_total, n_observed=h_obs.n_total, explained_fraction_failures=float(ef_f),
+        ef_ceiling=ef_ceiling(prior, observed_values, h_pred.n_finite, bins, rng=rng) if ceiling else None,
     )

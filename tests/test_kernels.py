@@ -132,3 +132,41 @@ def test_agreement_scores():
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
         call()
+
+
+def _tilted(a, n, seed):
+    """``n`` draws of the density ``1 + a (c - 1/2)`` on [0, 1]."""
+    grid = np.linspace(0.0, 1.0, 4001)
+    return np.interp(np.random.default_rng(seed).random(n), grid + a * (grid ** 2 - grid) / 2, grid)
+
+
+@pytest.mark.parametrize("a, tol", [(0.6, 0.1), (1.5, 0.04)])
+def test_ef_ceiling_matches_an_exact_prediction(a, tol):
+    """A prediction exact in expectation scores well below 1; ef_ceiling says how far below."""
+    from physmis_edu.tasks import Prior
+
+    uniform = Prior(0.0, 1.0)
+    efs = [k.agreement(uniform, _tilted(a, 2000, 2 * s), _tilted(a, 2000, 2 * s + 1),
+                       ceiling=False).explained_fraction for s in range(150)]
+    median, lo, hi = k.ef_ceiling(uniform, _tilted(a, 2000, 999), 2000)
+    assert lo < median < hi < 1.0
+    assert abs(median - np.median(efs)) < tol
+    assert np.median(efs) < 0.8  # "1 is perfect" is not reachable at these sample sizes
+    agree = k.agreement(uniform, _tilted(a, 2000, 0), _tilted(a, 2000, 1))
+    assert agree.ef_ceiling is not None and "exact prediction" in str(agree)
+
+
+def test_agreement_counts_failures_as_a_bin():
+    from physmis_edu.tasks import Prior
+
+    uniform = Prior(0.0, 1.0)
+    predicted = _tilted(1.5, 4000, 0)
+    observed = _tilted(1.5, 4000, 1)
+    observed[:3000] = np.nan  # 75% of the model's recoveries fail; the kernel predicts none
+    agree = k.agreement(uniform, predicted, observed)
+    assert agree.failed_fraction_observed == 0.75 and agree.failed_fraction_predicted == 0.0
+    assert agree.explained_fraction > 0.3  # the finite values alone agree
+    assert agree.explained_fraction_failures < 0.2  # counting failures, the kernel missed most mass
+    assert "75.0%" in str(agree)
+    clean = k.agreement(uniform, predicted, _tilted(1.5, 4000, 1))
+    assert clean.explained_fraction_failures == pytest.approx(clean.explained_fraction)
