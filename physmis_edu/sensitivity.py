@@ -159,3 +159,46 @@ def delta_method_numeric(task, x, sigma: float | None = None, cov=None, eps: flo
     # slope_along[:, k] = grad M . v_k, so grad M^T S grad M = sum_k lambda_k (grad M . v_k)^2.
     spread = np.sum(weights[None, :] * slope_along**2, axis=1)
     return drift, spread
+
+
+def logistic_bias_terms(x, sigma: float) -> dict:
+    """The three second-order terms of the logistic map fit's bias under white noise (Chapter 4).
+
+    The fit is ``r_hat = N / D`` with ``N = sum_t x_{t+1} f_t``, ``D = sum_t f_t^2`` and
+    ``f_t = x_t (1 - x_t)``, ``t = 0 .. L-2``. For clean trajectories ``x`` (shape ``(n, L, 1)``)
+    and noise ``x_t + e_t``, ``e_t`` i.i.d. with variance ``sigma^2``, a second-order expansion
+    of ``N / D`` around the clean ``N_0 / D_0 = r`` gives ``E[r_hat] - r ~`` the sum of
+
+    * ``"curvature"``: ``(E[N_2] - r E[D_2]) / D_0 = -r sigma^2 sum_t (1 - 5 f_t) / D_0``;
+    * ``"covariance"``: ``-Cov(N_1, D_1) / D_0^2 = -sigma^2 sum_s a_s b_s / D_0^2``;
+    * ``"variance"``: ``N_0 Var(D_1) / D_0^3 = r sigma^2 sum_s b_s^2 / D_0^2``;
+
+    where ``N_1 = sum_s a_s e_s`` and ``D_1 = sum_s b_s e_s`` are the first-order parts:
+    ``a_s = f_{s-1} + x_{s+1} (1 - 2 x_s)`` (each part only where its index exists) and
+    ``b_s = 2 f_s (1 - 2 x_s)``. Returns those three arrays of shape ``(n,)`` and their sum,
+    ``"total"``; the total equals ``sigma^2 / 2 sum_k d^2 r_hat / dx_k^2``, the drift of
+    :func:`physmis_edu.symbolic.closed_form_delta`.
+    """
+    x = check_trajectories(x, "x", channels=1)[:, :, 0]
+    if x.shape[1] < 3:
+        raise ValueError(f"x must have length L >= 3 for the logistic fit; got L={x.shape[1]}")
+    sigma = check_nonnegative(sigma, "sigma")
+    f = x[:, :-1] * (1.0 - x[:, :-1])
+    slope = 1.0 - 2.0 * x[:, :-1]
+    d0 = np.sum(f ** 2, axis=1)
+    if (d0 <= 0).any():
+        raise ValueError("x has a trajectory stuck at 0 or 1 (sum of f_t^2 is 0); r is undefined there")
+    r = np.sum(x[:, 1:] * f, axis=1) / d0
+    a = np.zeros_like(x)
+    a[:, 1:] += f                      # from e_{t+1} f_t
+    a[:, :-1] += x[:, 1:] * slope      # from x_{t+1} f'(x_t) e_t
+    b = np.zeros_like(x)
+    b[:, :-1] = 2.0 * f * slope
+    s2 = sigma ** 2
+    terms = {
+        "curvature": -r * s2 * np.sum(1.0 - 5.0 * f, axis=1) / d0,
+        "covariance": -s2 * np.sum(a * b, axis=1) / d0 ** 2,
+        "variance": r * s2 * np.sum(b ** 2, axis=1) / d0 ** 2,
+    }
+    terms["total"] = terms["curvature"] + terms["covariance"] + terms["variance"]
+    return terms

@@ -30,7 +30,9 @@ def test_curated_recovered_values_pass_the_null_and_extras_ride_along():
     assert 0.0 < cur.acceptance_rate < 1.0 and cur.n_proposed >= 3000
     assert np.isclose(cur.acceptance_rate, 3000 / cur.n_proposed)
     recovered = TASK.measure(cur.x)
-    assert np.allclose(recovered, cur.c) and np.allclose(cur.extras["r_true"], cur.c, atol=1e-5)
+    # c is the stored trajectory's recovered value, and that is the r the generator used.
+    assert np.array_equal(cur.c, recovered) and np.allclose(cur.extras["r_true"], recovered, atol=1e-5)
+    assert np.unique(cur.extras["r_true"]).size == 3000  # distinct trajectories, not copies
     assert np.array_equal(cur.extras["start"], cur.x[:, 0, 0])
     for bins in (20, 37):  # 37 bins: also inside the curation bins the distribution is flat
         report = m.drift_report(recovered, TASK.prior, bins=bins, rng=1)

@@ -109,7 +109,17 @@ def test_small_symbolic_fit_is_readable():
     recovery, xs = sinusoid_recovery_expr(4)
     assert len(xs) == 4 and recovery.func == sp.acos
     drift, spread = delta_method_expr(recovery, xs)
-    assert drift.has(SIGMA) and spread.has(SIGMA)
+    # On a clean sinusoid the fit returns omega itself.
+    omega, phase = 0.7, 0.3
+    point = {x: sp.sin(omega * t + phase) for t, x in enumerate(xs)}
+    assert float(recovery.subs(point)) == pytest.approx(omega, abs=1e-12)
+    # Drift and spread match finite differences of the same fit at sigma = 0.01.
+    values = np.array([[float(point[x])] for x in xs])[None]
+    fd_drift, fd_spread = delta_method_numeric(Sinusoid(length=4), values, sigma=0.01)
+    at = {**point, SIGMA: 0.01}
+    assert float(drift.subs(at)) == pytest.approx(fd_drift[0], rel=1e-3)
+    assert float(spread.subs(at)) == pytest.approx(fd_spread[0], rel=1e-5)
+    assert float(spread.subs(at)) > 0
 
 
 def test_wrong_task_raises():

@@ -195,6 +195,14 @@ def test_a_tight_fold_moves_controls_across_windings():
 
 
 # -- chaoticity of the logistic map (Chapter 4) -----------------------------------------
+def test_lyapunov_exponent_values():
+    # r = 4 is conjugate to the tent map: lambda = ln 2 exactly.
+    assert lyapunov_exponent(4.0, n_steps=20_000)[0] == pytest.approx(np.log(2), abs=2e-3)
+    # r = 3.2: the 2-cycle's multiplier is -r^2 + 2r + 4, so lambda = ln|-r^2 + 2r + 4| / 2.
+    r = 3.2
+    assert lyapunov_exponent(r)[0] == pytest.approx(0.5 * np.log(abs(-r * r + 2 * r + 4)), abs=1e-9)
+
+
 def test_lyapunov_exponent_sign_and_ranges():
     assert lyapunov_exponent(3.9)[0] > 0.3
     assert lyapunov_exponent(3.2)[0] < -0.1
