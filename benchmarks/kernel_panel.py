@@ -6,7 +6,7 @@ against the observed drift, prints the leaderboard and writes JSON.
     python benchmarks/kernel_panel.py [--profile ci|gpu] [--cache DIR] [--seeds 0 1 2]
                                       [--tune-seed 0] [--jobs 2] [--tasks ...] [--models ...]
                                       [--no-score-cache] [--proxy-fractions 0.0625 0.125 0.25] [--no-proxy]
-                                      [--results benchmarks/results/kernel_panel_ci.json]
+                                      [--results physmis_edu/data/panel/kernel_panel_ci.json]
 
 ``--results`` also writes the small summary (metadata, leaderboard, best kernels) that Chapter 6
 renders. The leaderboard shows the all-bins Pearson (overflow bins included) and the inside-range
@@ -58,7 +58,7 @@ Applied tasks (the U-maze's travel distance, the double pendulum's energy) are n
 (timed) panel; run them apart, with the core panel's proxy share:
 
     python benchmarks/kernel_panel.py --tasks maze pendulum --cache benchmarks/out/panel_applied \\
-        --proxy-fractions 0.25 --results benchmarks/results/kernel_panel_applied_ci.json
+        --proxy-fractions 0.25 --results physmis_edu/data/panel/kernel_panel_applied_ci.json
 
 Measured (2 idle CPU cores, ``--jobs 2``, empty cache, 2026-11-21): the core panel (48 cells, 80
 proxies, 816 scores) took 7 min 27 s and 7 min 42 s in two runs (cells about 4 min, proxies about 3
@@ -411,7 +411,7 @@ def main(argv=None):
     ap.add_argument("--no-proxy", action="store_true", help="skip the proxy-model kernels")
     ap.add_argument("--out", default=None, help="JSON path (default {cache}/leaderboard.json)")
     ap.add_argument("--results", default=None, help="also write a small JSON (metadata + leaderboard only) here, "
-                    "e.g. benchmarks/results/kernel_panel_ci.json for the book")
+                    "e.g. physmis_edu/data/panel/kernel_panel_ci.json for the book")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()

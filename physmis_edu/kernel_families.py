@@ -16,7 +16,7 @@ parameter set (zero strength: ``mix = 0``, all components kept, ``tau = 0``, no 
 tries it: a kernel calibrated on a perfect model's samples can then choose "no perturbation".
 
 Measured on the ``ci`` panel (``benchmarks/kernel_panel.py``, 4 tasks x 4 model classes, tuned on
-seed 0, reported on seeds 1 and 2; ``benchmarks/results/kernel_panel_ci.json``): no family reaches
+seed 0, reported on seeds 1 and 2; ``physmis_edu/data/panel/kernel_panel_ci.json``): no family reaches
 the goal (median Pearson >= 0.8, explained fraction >= 0.5). Best median Pearson of a family here 0.58
 (:class:`Shrinkage` with parameters borrowed from another task) against a seed-to-seed ceiling of
 0.75; median explained fractions stay below 0.15 for every kernel (ceiling 0.34). On the chaotic

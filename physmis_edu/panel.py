@@ -55,7 +55,7 @@ import numpy as np
 from ._validation import as_rng, check_positive_int, check_trajectories
 
 __all__ = [
-    "PANEL_TASKS", "CORE_TASKS", "APPLIED_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
+    "RESULTS_DIR", "PANEL_TASKS", "CORE_TASKS", "APPLIED_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
     "make_task", "cell_config", "config_hash", "load_or_train", "KernelSpec", "CellScore",
     "score_kernel", "seed_ceiling", "perfect_model_control", "evaluate_panel", "leaderboard",
     "format_leaderboard", "score_code_hash", "score_key", "proxy_seed", "proxy_config", "proxy_path", "ProxyData",
@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 PANEL_VERSION = 1
+
+# The panel's committed results files, shipped as package data so Chapter 6 reads them anywhere
+# (Colab installs the package, not the repository).
+RESULTS_DIR = Path(__file__).resolve().parent / "data" / "panel"
 
 # Task constructors by short key. The toy is observed over 8 steps so that every model class
 # (the U-Net halves the length twice) sees a sequence; its trajectory is a repeated point.

@@ -89,6 +89,7 @@ def sample_checks(task, samples, train, fresh) -> dict:
     if not ratio <= NN_RATIO_MAX:
         failed.append(f"{ratio:.2f}x farther from the training data than fresh data")
     elif ratio < 1 / NN_RATIO_MAX:
-        failed.append(f"{1 / ratio:.2f}x closer to the training data than fresh data (copying)")
+        closer = f"{1 / ratio:.2f}x closer to" if ratio > 0 else "exact copies of"
+        failed.append(f"{closer} the training data than fresh data (copying)")
     return dict(**model, nn_ratio=float(ratio), reference=reference, failed=failed,
                 passed=not failed)
