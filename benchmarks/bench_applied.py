@@ -1,4 +1,4 @@
-"""Timings of the applied tasks (Chapters 7 and 8) on the CPU.
+"""Timings of the applied tasks (maze and double pendulum, Chapter 6's applied panel) on the CPU.
 
 Run: ``python benchmarks/bench_applied.py [--maze-n 2000] [--pendulum-n 10000]``.
 Prints wall-clock seconds (best of ``--repeat`` runs) and the quality figures that go with them:

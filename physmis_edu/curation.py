@@ -1,4 +1,4 @@
-"""Curating a dataset whose recovered control follows a prior (introduced in Chapter 7).
+"""Curating a dataset whose recovered control follows a prior (Chapter 1; the maze task uses it).
 
 When ``c`` is not an input of the generator (the maze: travel distance is whatever the
 controller's path turns out to be), the engineer curates: propose trajectories, measure
@@ -19,7 +19,7 @@ __all__ = ["Curated", "curate", "bin_quotas"]
 
 @dataclass
 class Curated:
-    """A curated dataset (Chapter 7): trajectories ``x``, their measured controls ``c``, and the cost.
+    """A curated dataset (Chapter 1): trajectories ``x``, their measured controls ``c``, the cost.
 
     ``acceptance_rate = n / n_proposed``; ``extras`` holds the rows of any arrays that
     ``propose`` returned beside the trajectories (e.g. start and goal), in the same order as ``x``.
@@ -38,7 +38,7 @@ class Curated:
 
 
 def bin_quotas(prior, n: int, bins: int = 20) -> np.ndarray:
-    """How many of ``n`` examples each of ``bins`` equal bins gets under ``prior`` (Chapter 7).
+    """How many of ``n`` examples each of ``bins`` equal bins gets under ``prior`` (Chapter 1).
 
     Largest-remainder rounding, so the quotas sum to exactly ``n``.
     """
@@ -73,7 +73,9 @@ def _split_proposal(out):
 
 def curate(propose, measure, prior, n: int, bins: int = 20, rng=None, batch: int = 1024,
            max_proposals: int | None = None) -> Curated:
-    """Stratified rejection: a dataset of ``n`` trajectories whose measured control follows ``prior`` (Chapter 7).
+    """Stratified rejection: ``n`` trajectories whose measured control follows ``prior``.
+
+    Introduced in Chapter 1.
 
     Parameters
     ----------

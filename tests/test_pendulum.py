@@ -155,3 +155,14 @@ def test_figures(pendulum):
     ax = plot_energy_histogram(task, {"data": c, "kernel": predict_recovered(task, Gaussian(0.3), x, rng=0)}, rng=0)
     assert ax.get_legend() is not None
     matplotlib.pyplot.close("all")
+
+
+def test_angle_noise_amplification_is_the_stencils_root_sum_of_squares():
+    """At rest, angle noise s adds 0.5 (a + d) (130 / 144) s^2 / dt^2 of kinetic and g (...) s^2 / 2 of potential energy."""
+    task, s = DoublePendulum(), 1e-3
+    angles = s * np.random.default_rng(0).standard_normal((4000, task.length, 2))
+    e = task.recover_from_angles(angles).values
+    a, d = (task.m1 + task.m2) * task.l1 ** 2, task.m2 * task.l2 ** 2
+    predicted = (0.5 * (a + d) * 130 / 144 * s ** 2 / task.frame_dt ** 2
+                 + task.g * ((task.m1 + task.m2) * task.l1 + task.m2 * task.l2) * s ** 2 / 2)
+    assert e.mean() == pytest.approx(predicted, abs=4 * e.std() / np.sqrt(e.size))

@@ -5,7 +5,7 @@ Training noises a clean trajectory ``x0`` to step ``t``,
 predict ``x0`` (or ``eps``). Sampling runs the chain back from pure noise with
 ancestral (DDPM) steps through the posterior ``q(x_{t-1} | x_t, x0_hat)``.
 
-Inpainting (how the maze planner fixes start and goal, Chapter 7): at every
+Inpainting (how a maze planner fixes start and goal): at every
 step the predicted ``x0`` is overwritten with the pinned values and the pinned
 entries of ``x_{t-1}`` are replaced by the pinned values noised to level
 ``t - 1``, so the rest of the trajectory is generated around them.

@@ -1,4 +1,4 @@
-"""Tasks: trajectory generators with a known control and its recovery (Chapters 1, 2, 4 and Part III)."""
+"""Tasks: trajectory generators with a known control and its recovery (Chapters 1, 2, 4, 6)."""
 
 from .base import Prior, Recovery, Task
 from .synthetic import LogisticMap, lyapunov_exponent

@@ -1,4 +1,6 @@
-"""Maze navigation: a point mass in grid mazes, control = travel distance (introduced in Chapter 7).
+"""Maze navigation: a point mass in grid mazes, control = travel distance.
+
+Used in Chapter 6's applied panel; a chapter of its own is planned.
 
 A demonstration is produced the way offline-RL maze datasets are: pick a random free start
 cell and goal cell, take a shortest path between them on the grid (breadth-first search),
@@ -11,6 +13,10 @@ by stratified rejection (:func:`physmis_edu.curation.curate`).
 Coordinates: cell ``(row, col)`` of a layout covers ``x in [col, col + 1]`` and
 ``y in [row, row + 1]``; one cell is one unit of length.
 Plots flip ``y`` so that the maze looks like its text layout.
+This is transposed relative to D4RL, whose ``maze_model`` puts the row index on ``x`` and the
+column index on ``y`` (cell ``(i, j)`` centred at ``(i, j)`` times the maze scaling): a point
+``(x, y)`` here is ``(y - 0.5, x - 0.5)`` in D4RL's cell units. The layouts match D4RL cell by
+cell; only the axes are swapped, which changes no distance and no travel distance.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ _STEPS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # up, down, left, right i
 
 
 class ControlNotAnInputError(ValueError, NotImplementedError):
-    """Raised by :meth:`MazeTask.generate`: travel distance is an outcome, not an input (Chapter 7).
+    """Raised by :meth:`MazeTask.generate`: travel distance is an outcome, not an input (Chapter 6).
 
     It is both a ``ValueError`` (the project's convention for unusable input) and a
     ``NotImplementedError`` (what generic code probing for ``generate`` expects).
@@ -77,7 +83,7 @@ class ControlNotAnInputError(ValueError, NotImplementedError):
 
 @dataclass(frozen=True)
 class MazeLayout:
-    """A grid maze: a boolean wall array with breadth-first-search distances (Chapter 7).
+    """A grid maze: a boolean wall array with breadth-first-search distances (Chapter 6).
 
     Build one with :func:`maze_layout` (a named benchmark layout) or :meth:`from_text`.
     """
@@ -194,7 +200,7 @@ class MazeLayout:
 
 
 def maze_layout(name: str) -> MazeLayout:
-    """One of the maze2d benchmark layouts: ``'umaze'``, ``'medium'`` or ``'large'`` (Chapter 7)."""
+    """One of the maze2d benchmark layouts: ``'umaze'``, ``'medium'`` or ``'large'`` (Chapter 6)."""
     if not isinstance(name, str) or name not in MAZE_LAYOUTS:
         raise ValueError(f"unknown maze {name!r}; expected one of {sorted(MAZE_LAYOUTS)}")
     return MazeLayout.from_text(MAZE_LAYOUTS[name], name=name)
@@ -202,7 +208,7 @@ def maze_layout(name: str) -> MazeLayout:
 
 @dataclass
 class PointMass:
-    """A damped, speed-limited 2-D point mass steered by a PD controller (Chapter 7).
+    """A damped, speed-limited 2-D point mass steered by a PD controller (Chapter 6).
 
     Per step (semi-implicit Euler): ``a = clip(kp (w - p) - kd v, accel_max) - damping v``,
     ``v <- clip(v + a dt, speed_max)``, ``p <- p + v dt``, then walls: each axis is moved
@@ -252,7 +258,7 @@ class PointMass:
 
 @dataclass
 class Episodes:
-    """Simulated demonstrations at the simulator's resolution (Chapter 7).
+    """Simulated demonstrations at the simulator's resolution (Chapter 6).
 
     ``positions`` and ``velocities`` have shape ``(n, T + 1, 2)``; episode ``i`` lives in
     ``[:, : steps[i] + 1]`` and is frozen at its last state afterwards.
@@ -293,7 +299,7 @@ class Episodes:
 def simulate_episodes(layout: MazeLayout, n: int, rng=None, *, body: PointMass | None = None,
                       jitter: float = 0.25, switch_radius: float = 0.35, goal_tolerance: float = 0.1,
                       min_grid_distance: int = 1, max_steps: int | None = None) -> Episodes:
-    """Simulate ``n`` demonstrations in ``layout``, all at once (Chapter 7).
+    """Simulate ``n`` demonstrations in ``layout``, all at once (Chapter 6).
 
     Start and goal are distinct random free cells at least ``min_grid_distance`` apart on the
     grid; the waypoints are the centres of the cells of a random shortest path, each moved by
@@ -358,7 +364,7 @@ def simulate_episodes(layout: MazeLayout, n: int, rng=None, *, body: PointMass |
 
 
 def travel_distance(x) -> np.ndarray:
-    """Arc length of the xy path (channels 0 and 1) of each trajectory in ``x`` (Chapter 7).
+    """Arc length of the xy path (channels 0 and 1) of each trajectory in ``x`` (Chapter 6).
 
     ``NaN`` where a trajectory contains ``NaN``.
     """
@@ -372,7 +378,7 @@ def travel_distance(x) -> np.ndarray:
 
 @dataclass
 class MazeDataset:
-    """A curated maze dataset: trajectories, their travel distance, and the endpoints (Chapter 7).
+    """A curated maze dataset: trajectories, their travel distance, and the endpoints (Chapter 6).
 
     ``x`` float32 ``(n, L, d)``; ``c`` the recovered travel distance of each stored trajectory
     (float64); ``start`` and ``goal`` the jittered start and goal points ``(n, 2)`` (a planner is
@@ -394,7 +400,7 @@ class MazeDataset:
 
 @dataclass
 class MazeTask(Task):
-    """Point-mass navigation in a maze2d layout; control = travel distance (Chapter 7).
+    """Point-mass navigation in a maze2d layout; control = travel distance (Chapter 6).
 
     ``x`` has channels ``(x, y)`` or, with ``velocities=True``, ``(x, y, vx, vy)``, resampled to
     ``length`` equally spaced times between start and arrival.
@@ -440,7 +446,7 @@ class MazeTask(Task):
 
     # -- generation -------------------------------------------------------
     def propose(self, n: int, rng=None, stats: dict | None = None):
-        """``n`` uncurated demonstrations that reached their goal, as ``(x, extras)`` (Chapter 7).
+        """``n`` uncurated demonstrations that reached their goal, as ``(x, extras)`` (Chapter 6).
 
         ``x`` is float32 ``(n, L, d)``; ``extras`` holds ``start``, ``goal`` and ``true_distance``
         with ``n`` rows each, so it can be passed to :func:`physmis_edu.curation.curate` as is.
@@ -466,7 +472,7 @@ class MazeTask(Task):
         return np.concatenate(xs).astype(np.float32), {k: np.concatenate(v) for k, v in extras.items()}
 
     def sample_episodes(self, n: int, rng=None, batch: int = 1024) -> MazeDataset:
-        """``n`` demonstrations curated so that travel distance follows the prior (Chapter 7).
+        """``n`` demonstrations curated so that travel distance follows the prior (Chapter 6).
 
         ``batch`` episodes are simulated together per proposal round (about ``batch * 500 * 32``
         bytes of states in the large maze; 1024 to 4096 take about the same time per episode).
@@ -515,7 +521,7 @@ def _segments_touch_cells(a, d, row, col) -> np.ndarray:
 
 
 def wall_crossings(layout: MazeLayout, paths) -> np.ndarray:
-    """Number of path segments that touch a wall cell, per path (Chapter 7).
+    """Number of path segments that touch a wall cell, per path (Chapter 6).
 
     ``paths`` has shape ``(n, T, >=2)`` (channels x, y first).
     Each straight segment between consecutive points is tested exactly against the closed wall
@@ -553,7 +559,7 @@ def wall_crossings(layout: MazeLayout, paths) -> np.ndarray:
 
 def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: str = "viridis",
               start=None, goal=None):
-    """Draw a maze and up to ``n_show`` trajectories coloured by travel distance (Chapter 7).
+    """Draw a maze and up to ``n_show`` trajectories coloured by travel distance (Chapter 6).
 
     ``layout`` is a :class:`MazeLayout` or a maze name; ``x`` optional trajectories ``(n, L, >=2)``;
     ``distances`` defaults to their travel distance; ``start``/``goal`` optional ``(n, 2)`` markers.
@@ -597,7 +603,7 @@ def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: st
 
 
 def plot_distance_histogram(task: MazeTask, values_by_label, ax=None, rng=None):
-    """Histograms of travel distances against the prior and its finite-sample null band (Chapter 7).
+    """Histograms of travel distances against the prior and its finite-sample null band (Chapter 6).
 
     ``values_by_label`` maps a label to distances (or is one array, labelled ``'data'``);
     :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.

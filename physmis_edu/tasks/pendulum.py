@@ -1,4 +1,6 @@
-"""Double pendulum: control = total mechanical energy (introduced in Chapter 8).
+"""Double pendulum: control = total mechanical energy.
+
+Used in Chapter 6's applied panel; a chapter of its own is planned.
 
 Two point masses ``m1``, ``m2`` on massless rods ``l1``, ``l2`` under gravity ``g``; angles
 ``theta1``, ``theta2`` from the downward vertical. The potential is measured from the rest state,
@@ -28,7 +30,7 @@ def _wrap(angle):
 
 @dataclass
 class DoublePendulum(Task):
-    """Double pendulum of point masses with control = total energy ``E`` (Chapter 8).
+    """Double pendulum of point masses with control = total energy ``E`` (Chapter 6).
 
     Parameters
     ----------
@@ -180,7 +182,7 @@ class DoublePendulum(Task):
         return out.transpose(2, 0, 1).copy()
 
     def initial_states(self, energy, rng=None) -> np.ndarray:
-        """States ``(n, 4)`` with total energy exactly ``energy`` (one per value) (Chapter 8).
+        """States ``(n, 4)`` with total energy exactly ``energy`` (one per value) (Chapter 6).
 
         Angles are drawn uniformly in a box that contains the region ``V(theta) <= E``
         (from ``V >= (m1+m2) g l1 (1 - cos theta1)`` and ``V >= m2 g l2 (1 - cos theta2)``) and
@@ -251,13 +253,15 @@ class DoublePendulum(Task):
         return Recovery.from_values(e, {"nan in trajectory": np.isnan(x).any(axis=(1, 2))})
 
     def recover_from_angles(self, angles) -> Recovery:
-        """Energy from angles alone: the ill-conditioned recovery (Chapter 8).
+        """Energy from angles alone: the ill-conditioned recovery (Chapter 6).
 
         ``angles`` ``(n, L, >=2)`` (wrapped or not) are unwrapped along time (assumes less than
         half a turn between frames), differentiated with the fourth-order central stencil
         ``(-a[t+2] + 8 a[t+1] - 8 a[t-1] + a[t-2]) / (12 dt_frame)``, and the energy is averaged over
-        the ``L - 4`` interior frames. Noise of size ``s`` in the angles becomes velocity noise of
-        about ``1.5 s / dt_frame``, which the quadratic kinetic energy turns into an upward bias.
+        the ``L - 4`` interior frames. Independent noise of size ``s`` in the angles becomes
+        velocity noise of ``sqrt(1 + 64 + 64 + 1) / 12 * s / dt_frame``, about ``0.95 s / dt_frame``
+        (the root sum of squares of the stencil's weights), which the quadratic kinetic energy
+        turns into an upward bias.
         """
         a = check_trajectories(angles, "angles", allow_nan=True)
         if a.shape[1] < 5:
@@ -273,7 +277,7 @@ class DoublePendulum(Task):
     # -- chaos ----------------------------------------------------------------
     def finite_time_lyapunov(self, energies, duration: float = 10.0, n_initial: int = 8, rng=None,
                              separation: float = 1e-8, renormalise_every: float = 0.1) -> np.ndarray:
-        """Chaos indicator per energy: the mean finite-time Lyapunov exponent (1/s) (Chapter 8).
+        """Chaos indicator per energy: the mean finite-time Lyapunov exponent (1/s) (Chapter 6).
 
         For each energy, ``n_initial`` states on the shell and a neighbour displaced by
         ``separation`` in ``theta1`` are integrated for ``duration`` seconds; the separation is
@@ -321,7 +325,7 @@ class DoublePendulum(Task):
 
 
 def plot_strobe(task: DoublePendulum, x, index: int = 0, ax=None, n_strobe: int = 12, cmap: str = "viridis"):
-    """Strobe picture of one trajectory: the rods at ``n_strobe`` instants, darker = later (Chapter 8).
+    """Strobe picture of one trajectory: rods at ``n_strobe`` instants, darker = later (Chapter 6).
 
     ``x`` is ``(n, L, d)`` in the task's representation; the trace of the outer mass is drawn
     over all frames. Returns the axes.
@@ -352,7 +356,7 @@ def plot_strobe(task: DoublePendulum, x, index: int = 0, ax=None, n_strobe: int 
 
 
 def plot_energy_histogram(task: DoublePendulum, values_by_label, ax=None, rng=None):
-    """Histograms of recovered energies against the prior and its null band (Chapter 8).
+    """Histograms of recovered energies against the prior and its null band (Chapter 6).
 
     ``values_by_label`` maps a label to energies (or is one array, labelled ``'data'``);
     :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.
