@@ -20,6 +20,7 @@ def check_trajectories(x, name: str = "x", *, length: int | None = None,
     models produce and report failures instead of raising.
     Infinite values are never accepted.
     """
+    _reject_complex(x, name)
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -42,6 +43,7 @@ def check_trajectories(x, name: str = "x", *, length: int | None = None,
 
 def check_values(v, name: str, *, allow_nan: bool = False) -> np.ndarray:
     """Return a non-empty 1-D float64 array or raise ``ValueError``."""
+    _reject_complex(v, name)
     try:
         arr = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -55,9 +57,30 @@ def check_values(v, name: str, *, allow_nan: bool = False) -> np.ndarray:
     return arr
 
 
+def _reject_complex(v, name: str) -> None:
+    """Complex input would be cast to its real part (numpy only warns): refuse it instead."""
+    try:
+        is_complex = np.iscomplexobj(v)
+    except (TypeError, ValueError):  # ragged or non-numeric: the caller's conversion reports it
+        return
+    if is_complex:
+        raise ValueError(f"{name} must be real; got complex values")
+
+
+def check_real(v, name: str, expected: str = "a real number") -> float:
+    """Return ``v`` as a float, refusing strings, booleans, ``None`` and complex numbers."""
+    if v is None or isinstance(v, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
+        raise ValueError(f"{name} must be {expected}; got {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be {expected}; got {v!r}") from err
+
+
 def check_range(lo, hi, name: str = "range") -> tuple[float, float]:
     """Return ``(lo, hi)`` as floats with ``lo < hi``, both finite."""
-    lo, hi = float(lo), float(hi)
+    lo = check_real(lo, f"{name} lower bound lo")
+    hi = check_real(hi, f"{name} upper bound hi")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{name} bounds must be finite; got lo={lo}, hi={hi}")
     if not lo < hi:
@@ -65,21 +88,28 @@ def check_range(lo, hi, name: str = "range") -> tuple[float, float]:
     return lo, hi
 
 
-def check_positive_int(v, name: str, *, minimum: int = 1) -> int:
-    """Return ``v`` as an int ``>= minimum`` or raise ``ValueError``."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+def check_positive_int(v, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``v`` as an int in ``[minimum, maximum]`` or raise ``ValueError``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise ValueError(f"{name} must be an integer >= {minimum}; got {v!r}")
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {v}")
     return int(v)
+
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy both take it; larger seeds overflow in torch
+
+
+def check_seed(v, name: str = "seed") -> int:
+    """A non-negative integer seed that numpy and torch both accept (at most ``2**63 - 1``)."""
+    return check_positive_int(v, name, minimum=0, maximum=MAX_SEED)
 
 
 def check_nonnegative(v, name: str) -> float:
     """Return ``v`` as a finite float ``>= 0`` or raise ``ValueError``."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a non-negative number; got {v!r}") from err
+    f = check_real(v, name, "a non-negative number")
     if not np.isfinite(f) or f < 0:
         raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
     return f
@@ -97,6 +127,11 @@ def as_rng(rng) -> np.random.Generator:
     """Accept ``None``, an int seed or a ``Generator``; return a ``Generator``."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError("rng must be None, a non-negative integer seed or a "
+                             f"numpy.random.Generator; got {rng}")
         return np.random.default_rng(rng)
     raise ValueError(f"rng must be None, an integer seed or numpy.random.Generator; got {type(rng).__name__}")

@@ -531,6 +531,18 @@ class StatisticsFit:
         return f"StatisticsFit({self.kernel!r}, loss={self.loss:.3g})"
 
 
+def _check_grid(grid) -> None:
+    """``grid`` must map parameter names to non-empty sequences of values."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"grid must be a non-empty dict name -> list of values, e.g. "
+                         f"{{'sigma': [0.01, 0.1]}}; got {grid!r}")
+    for key, values in grid.items():
+        if not isinstance(key, str):
+            raise ValueError(f"grid keys must be parameter names (str); got {key!r}")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ValueError(f"grid[{key!r}] must be a non-empty list of values; got {values!r}")
+
+
 def _grid_points(factory, grid, include_identity: bool) -> list[dict]:
     """Every combination of ``grid``, with the factory's ``IDENTITY`` first unless a point already holds it."""
     names = list(grid)
@@ -557,6 +569,11 @@ def fit_by_statistics(factory, grid, train, samples, residual=None, rng=None, n_
     """
     train = check_trajectories(train, "train")
     samples = check_trajectories(samples, "samples", length=train.shape[1], channels=train.shape[2])
+    n_perturb = check_positive_int(n_perturb, "n_perturb")
+    residual_weight = check_nonnegative(residual_weight, "residual_weight")
+    _check_grid(grid)
+    if not callable(factory):
+        raise ValueError(f"factory must be a callable factory(**params) -> kernel; got {factory!r}")
     rng = as_rng(rng)
     subset = train[np.sort(rng.choice(train.shape[0], min(n_perturb, train.shape[0]), replace=False))]
     seed = int(rng.integers(2 ** 63))

@@ -86,7 +86,9 @@ class Smooth:
 
     def noise(self, shape, rng=None) -> np.ndarray:
         """Correlated unit-std noise of ``shape = (n, L, d)`` (float32)."""
-        n, length, d = shape
+        if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+            raise ValueError(f"shape must be (n, L, d), three positive integers; got {shape!r}")
+        n, length, d = (check_positive_int(v, f"shape[{i}]") for i, v in enumerate(shape))
         # Time last in memory: one (n d, L) x (L, L) product, and for d = 1 no strided copy after it.
         eps = as_rng(rng).standard_normal((n * d, length), dtype=np.float32)
         factor = _smooth_factor(int(length), self.ell).T.astype(np.float32)

@@ -52,7 +52,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import as_rng, check_positive_int, check_trajectories
+from ._validation import as_rng, check_positive_int, check_seed, check_trajectories
 
 __all__ = [
     "RESULTS_DIR", "PANEL_TASKS", "CORE_TASKS", "APPLIED_TASKS", "PANEL_MODELS", "PANEL_SIZES", "PANEL_BUDGETS", "Cell", "CellData", "panel_cells",
@@ -151,7 +151,12 @@ def panel_cells(tasks=None, models=PANEL_MODELS, seeds=(0, 1, 2), profile: str =
     if not PANEL_TASKS:
         _register_tasks()
     tasks = list(CORE_TASKS) if tasks is None else list(tasks)
-    return [Cell(t, m, int(s), profile) for t in tasks for m in models for s in seeds]
+    seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]  # 0.5 must not become 0
+    for name, values in (("tasks", tasks), ("models", list(models)), ("seeds", seeds)):
+        if len(set(values)) != len(values) or not values:
+            raise ValueError(f"{name} must be non-empty and without repeats (a repeat gives "
+                             f"duplicate cells); got {values!r}")
+    return [Cell(t, m, s, profile) for t in tasks for m in models for s in seeds]
 
 
 def _model_config(model: str, profile: str) -> dict:

@@ -39,6 +39,11 @@ def _draw_support(ax, edges, x, width, prior_probs, band=None):
 
 def plot_drift(report, ax=None, title: str | None = None):
     """Plot a :class:`~physmis_edu.metrics.DriftReport`: recovered bars, prior, null band, prediction (Chapter 1)."""
+    from .metrics import DriftReport
+
+    if not isinstance(report, DriftReport):
+        raise ValueError("report must be a DriftReport (from metrics.drift_report); "
+                         f"got {type(report).__name__}")
     ax = _axes(ax)
     hist = report.histogram
     x, width = _bin_positions(hist.edges)

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_positive_int, check_seed
 
 PROFILES = ("ci", "cpu", "gpu")
 
 
-def _check_profile(profile: str) -> str:
+def _check_profile(profile: str, name: str = "profile") -> str:
     if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}")
+        raise ValueError(f"{name} must be one of {PROFILES}; got {profile!r}")
     return profile
 
 
@@ -45,19 +45,22 @@ def resolve_device(device: str | None = None):
     """
     import torch
 
+    source = "device"
+    if device is None:
+        source = "the PHYSMIS_DEVICE environment variable (the device)"
     name = device if device is not None else os.environ.get("PHYSMIS_DEVICE")
     if name is None or name == "":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(name, torch.device):
         name = str(name)
     if not isinstance(name, str):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {name!r}")
+        raise ValueError(f"{source} must be 'cpu', 'cuda' or 'cuda:N'; got {name!r}")
     name = name.strip().lower()
     ok = name in ("cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
     if not ok:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {name!r}")
+        raise ValueError(f"{source} must be 'cpu', 'cuda' or 'cuda:N'; got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'cpu'")
+        raise ValueError(f"{source} asks for {name!r} but CUDA is not available; use 'cpu'")
     return torch.device(name)
 
 
@@ -70,7 +73,8 @@ def resolve_profile(profile: str | None = None, device=None) -> str:
         return _check_profile(profile)
     forced = os.environ.get("PHYSMIS_PROFILE")
     if forced:
-        return _check_profile(forced.strip().lower())
+        variable = "the PHYSMIS_PROFILE environment variable (the run profile)"
+        return _check_profile(forced.strip().lower(), variable)
     if _truthy(os.environ.get("CI")):
         return "ci"
     if device is None:
@@ -83,7 +87,7 @@ def seed_everything(seed: int) -> np.random.Generator:
 
     Introduced in the Introduction.
     """
-    seed = check_positive_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, "seed")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     import torch
@@ -94,12 +98,20 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 def set_threads(n: int | None = None, profile: str = "cpu") -> int:
     """Set torch's intra-op threads: ``n``, else ``PHYSMIS_THREADS``, else 1 under ``ci`` (processes share 2 cores), else all cores."""
-    import torch
-
     if n is None:
         env = os.environ.get("PHYSMIS_THREADS")
-        n = int(env) if env else (1 if profile == "ci" else (os.cpu_count() or 1))
-    n = check_positive_int(n, "threads")
+        if env:
+            name = "the PHYSMIS_THREADS environment variable"
+            if not env.strip().isdigit():
+                raise ValueError(f"{name} must be a positive integer; got {env!r}")
+            return _set_torch_threads(check_positive_int(int(env), name))
+        n = 1 if profile == "ci" else (os.cpu_count() or 1)
+    return _set_torch_threads(check_positive_int(n, "threads"))
+
+
+def _set_torch_threads(n: int) -> int:
+    import torch
+
     torch.set_num_threads(n)
     return n
 

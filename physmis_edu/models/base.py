@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .._validation import (as_rng, check_nonnegative, check_positive, check_positive_int,
-                           check_trajectories, check_values)
+                           check_seed, check_trajectories, check_values)
 from ..runtime import resolve_device, resolve_profile
 
 _REGISTRY: dict[str, type["GenerativeModel"]] = {}
@@ -118,7 +118,7 @@ class GenerativeModel:
         self.sample_batch_size = check_positive_int(self.sample_batch_size, "sample_batch_size")
         self.lr = check_positive(self.lr, "lr")
         self.grad_clip = check_nonnegative(self.grad_clip, "grad_clip")
-        self.seed = check_positive_int(self.seed, "seed", minimum=0)
+        self.seed = check_seed(self.seed, "seed")
         if self.progress is not None and not isinstance(self.progress, bool):
             raise ValueError(f"progress must be True, False or None; got {self.progress!r}")
         self.device_ = resolve_device(self.device)
@@ -145,29 +145,49 @@ class GenerativeModel:
     # -- subclass hooks --------------------------------------------------------
     def _build(self, length: int, channels: int) -> nn.Module:
         """The network for trajectories of shape ``(L, d)``, on the CPU, freshly initialised."""
-        raise NotImplementedError
+        raise NotImplementedError(self._abstract("_build"))
 
     def _prepare(self, x: torch.Tensor) -> None:
         """Set data-dependent buffers of ``net_`` from the normalised training set (default: none)."""
 
     def _loss(self, x: torch.Tensor, cond: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
         """Scalar training loss on a normalised batch ``(b, L, d)``."""
-        raise NotImplementedError
+        raise NotImplementedError(self._abstract("_loss"))
 
     def _generate(self, n: int, cond, pin, gen: torch.Generator) -> torch.Tensor:
         """``n`` normalised trajectories; ``pin`` is ``None`` or ``(mask, values)`` normalised tensors."""
-        raise NotImplementedError
+        raise NotImplementedError(self._abstract("_generate"))
+
+    def _abstract(self, hook: str) -> str:
+        classes = sorted(n for n in _REGISTRY if n != "GenerativeModel")
+        return (f"{type(self).__name__} does not implement {hook}: GenerativeModel is the shared "
+                f"base class; use one of the model classes {classes}")
 
     # -- normalisation -----------------------------------------------------------
     def normalise(self, x) -> np.ndarray:
         """Per-channel standardisation learned in ``fit``: ``(x - mean) / std``."""
         self._check_fitted()
-        return (np.asarray(x, dtype=np.float64) - self.x_mean_) / self.x_std_
+        return (self._check_channels(x, "x") - self.x_mean_) / self.x_std_
 
     def denormalise(self, z) -> np.ndarray:
         """Inverse of :meth:`normalise`."""
         self._check_fitted()
-        return np.asarray(z, dtype=np.float64) * self.x_std_ + self.x_mean_
+        return self._check_channels(z, "z") * self.x_std_ + self.x_mean_
+
+    def _check_channels(self, x, name: str) -> np.ndarray:
+        """``x`` as float64 with a last axis of the fitted channel count (no broadcasting)."""
+        if np.iscomplexobj(x):
+            raise ValueError(f"{name} must be real; got complex values")
+        try:
+            arr = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a numeric array (..., d); got {type(x).__name__}") \
+                from err
+        channels = self.x_mean_.shape[-1]
+        if arr.ndim == 0 or arr.shape[-1] != channels:
+            raise ValueError(f"{name} must have the fitted d={channels} channels on its last axis; "
+                             f"got shape {arr.shape}")
+        return arr
 
     # -- training ------------------------------------------------------------------
     def fit(self, x, cond=None, callback=None, callback_steps=()) -> "GenerativeModel":

@@ -173,6 +173,9 @@ class DiffusionUNet(_Diffusion):
     def __post_init__(self):
         super().__post_init__()
         self.dim = check_positive_int(self.dim, "dim")
+        if not isinstance(self.dim_mults, (tuple, list)):
+            raise ValueError("dim_mults must be a non-empty sequence of positive integers, "
+                             f"e.g. (1, 2); got {self.dim_mults!r}")
         mults = tuple(self.dim_mults)
         if not mults or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in mults):
             raise ValueError(f"dim_mults must be a non-empty sequence of positive integers; got {self.dim_mults!r}")

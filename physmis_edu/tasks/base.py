@@ -32,6 +32,9 @@ class Prior:
         self.lo, self.hi = check_range(lo, hi, "prior")
         self.density = density
         if density is not None:
+            if not callable(density):
+                raise ValueError(f"density must be a callable c -> p(c) or None; got {density!r}")
+            grid = check_positive_int(grid, "grid (points tabulating the density)", minimum=2)
             c = np.linspace(self.lo, self.hi, grid)
             w = np.asarray(density(c), dtype=np.float64)
             if w.shape != c.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
