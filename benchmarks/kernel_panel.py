@@ -521,11 +521,11 @@ def main(argv=None):
         "best": {key: row["kernel"] for key, row in best.items()},
         "pooled": pooled, "pooled_text": panel.format_pooled(pooled) if pooled else "",
     }
-    out.write_text(json.dumps({**meta, "cells": [s.as_dict() for s in scores]}, indent=1, default=float))
+    panel.atomic_write_text(out, json.dumps({**meta, "cells": [s.as_dict() for s in scores]}, indent=1,
+                                            default=float))
     print(f"wrote {out}")
     if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(meta, indent=1, default=float))
+        panel.atomic_write_text(args.results, json.dumps(meta, indent=1, default=float))
         print(f"wrote {args.results}")
     return table
 

@@ -236,10 +236,61 @@ def _task_data(cell: Cell, cache: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
+    """Write ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    The temporary name ends in ``.tmp``, never ``.npz``, so an interrupted write is never taken
+    for a cache entry; temporary files left by writers that no longer run are removed here.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    remove_stale_temps(path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:  # a file object: numpy adds no .npz suffix
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` via a ``.tmp`` file in its folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temps(folder) -> list[Path]:
+    """Delete temporary files of interrupted cache writes in ``folder`` (Chapter 6).
+
+    Those are ``NAME.PID.tmp`` (and ``NAME.PID.tmp.npz`` from older versions) whose writer
+    process ``PID`` no longer runs; files of running writers are left alone. Returns the paths
+    removed.
+    """
+    removed = []
+    for tmp in list(Path(folder).glob("*.tmp")) + list(Path(folder).glob("*.tmp.npz")):
+        parts = tmp.name.split(".")
+        pid = parts[-3] if tmp.name.endswith(".tmp.npz") else parts[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def cache_path(cell: Cell, cache) -> Path:

@@ -234,3 +234,105 @@ def test_unet_handles_lengths_not_divisible_by_its_levels():
     x = toy_data(length=7)
     out = tiny("DiffusionUNet", dim_mults=(1, 2, 2)).fit(x).sample(3, rng=0)
     assert out.shape == (3, 7, 2) and np.isfinite(out).all()
+
+
+# -- checkpoints: atomic writes, checksums, one clear error per bad file (issue 12, items 20, 22) --
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    model = tiny("DiffusionMLP").fit(toy_data())
+    path = folder / "good.pt"
+    model.save(path)
+    return model, path
+
+
+def _bad_files(good, folder):
+    import io
+    import zipfile
+
+    import torch
+
+    raw = good.read_bytes()
+    files = {
+        "random bytes": np.random.default_rng(0).bytes(4096),
+        "empty": b"",
+        "truncated": raw[: len(raw) // 2],
+    }
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(3))
+    files[".npy"] = buf.getvalue()
+    buf = io.BytesIO()
+    torch.save([1, 2, 3], buf)
+    files["wrong type"] = buf.getvalue()
+    # Edited shapes: the same file with one tensor replaced by a tensor of another shape.
+    blob = torch.load(good, weights_only=True)
+    name = next(iter(blob["state_dict"]))
+    blob["state_dict"][name] = torch.zeros(3, 3)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    files["edited shape"] = buf.getvalue()
+    blob["checksum"] = "0" * 64  # a forged checksum does not help either
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    files["edited shape, forged checksum"] = buf.getvalue()
+    # One flipped byte inside a tensor's storage (the archive stays readable).
+    with zipfile.ZipFile(good) as z:
+        entries = {i.filename: z.read(i.filename) for i in z.infolist()}
+    data = sorted(n for n in entries if "/data/" in n and not n.endswith("/data.pkl"))
+    flipped = bytearray(entries[data[0]])
+    flipped[0] ^= 0x01
+    entries[data[0]] = bytes(flipped)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for n, content in entries.items():
+            z.writestr(n, content)
+    files["flipped byte"] = buf.getvalue()
+    paths = {}
+    for kind, content in files.items():
+        p = folder / f"{kind.replace(' ', '_').replace(',', '')}.pt"
+        p.write_bytes(content)
+        paths[kind] = p
+    return paths
+
+
+def test_every_bad_checkpoint_gives_one_clear_error(saved, tmp_path):
+    model, good = saved
+    for kind, path in _bad_files(good, tmp_path).items():
+        with pytest.raises(ValueError) as info:
+            load(path)
+        message = str(info.value)
+        assert str(path) in message, (kind, message)
+        assert "weights_only=False" not in message and info.value.__cause__ is None, (kind, message)
+        assert info.value.__suppress_context__, kind
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load(tmp_path / "missing.pt")
+
+
+def test_flipped_byte_is_caught_by_the_checksum(saved, tmp_path):
+    _, good = saved
+    path = _bad_files(good, tmp_path)["flipped byte"]
+    with pytest.raises(ValueError, match="checksum"):
+        load(path)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(saved, tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    model, good = saved
+    path = tmp_path / "model.pt"
+    path.write_bytes(good.read_bytes())
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == good.read_bytes()
+    assert os.listdir(tmp_path) == ["model.pt"]  # no temporary file left behind
+    np.testing.assert_array_equal(load(path).sample(3, rng=0), model.sample(3, rng=0))

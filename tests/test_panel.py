@@ -382,3 +382,34 @@ def test_cell_cache_key_follows_the_model_and_task_code(monkeypatch, tmp_path):
     assert panel.cache_path(cell, tmp_path) != before
     assert panel.proxy_path(cell, tmp_path, 0.25) != before
 
+
+
+def test_cache_writes_are_atomic_and_stale_temporaries_are_removed(tmp_path, monkeypatch):
+    import os
+
+    dead = 999_999_999  # above any pid_max: no such process
+    stale_new = tmp_path / f"a.npz.{dead}.tmp"
+    stale_old = tmp_path / f"b.npz.{dead}.tmp.npz"  # the name older versions left behind
+    live = tmp_path / f"c.npz.{os.getpid()}.tmp"
+    for p in (stale_new, stale_old, live):
+        p.write_bytes(b"partial")
+    target = tmp_path / "data.npz"
+    panel._atomic_savez(target, x=np.arange(3))
+    assert not stale_new.exists() and not stale_old.exists() and live.exists()
+    with np.load(target) as blob:
+        assert blob["x"].tolist() == [0, 1, 2]
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", crash)
+    with pytest.raises(KeyboardInterrupt):
+        panel._atomic_savez(tmp_path / "other.npz", x=np.arange(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data.npz", live.name])
+
+
+def test_atomic_write_text(tmp_path):
+    target = tmp_path / "sub" / "results.json"
+    panel.atomic_write_text(target, '{"a": 1}')
+    panel.atomic_write_text(target, '{"a": 2}')
+    assert target.read_text() == '{"a": 2}' and [p.name for p in target.parent.iterdir()] == ["results.json"]

@@ -21,9 +21,11 @@ Errors: bad input raises ``ValueError``; sampling or saving before ``fit`` raise
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -35,7 +37,24 @@ from .._validation import (as_rng, check_nonnegative, check_positive, check_posi
 from ..runtime import resolve_device, resolve_profile
 
 _REGISTRY: dict[str, type["GenerativeModel"]] = {}
-_FORMAT = 1
+_FORMAT = 2  # 2: a SHA-256 checksum of the tensors; format 1 files (no checksum) still load
+
+
+class _CheckpointError(Exception):
+    """Why a file is not an intact checkpoint; ``GenerativeModel.load`` wraps it in a ValueError."""
+
+
+def _checksum(state: dict, *tensors) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of a state dict's tensors and ``tensors``."""
+    digest = hashlib.sha256()
+    items = sorted(state.items()) + [(f"extra{i}", t) for i, t in enumerate(tensors)]
+    for name, t in items:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"entry {name!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class NotFittedError(ValueError, RuntimeError):
@@ -324,45 +343,96 @@ class GenerativeModel:
         """Write config, normalisation and ``state_dict`` (tensors and plain types only) to ``path``.
 
         Introduced in Chapter 5. Read back with :meth:`load`, which uses ``torch.load(weights_only=True)``.
+        The file is written to a temporary file in the same folder and then renamed over ``path``,
+        so an interrupted save leaves any previous checkpoint intact. It records a SHA-256 checksum
+        of its tensors, which :meth:`load` verifies.
         """
         self._check_fitted()
-        torch.save({
+        state = {k: v.detach().cpu() for k, v in self.net_.state_dict().items()}
+        x_mean = torch.as_tensor(self.x_mean_, dtype=torch.float64)
+        x_std = torch.as_tensor(self.x_std_, dtype=torch.float64)
+        blob = {
             "format": _FORMAT,
             "model": type(self).__name__,
             "config": json.dumps(self.get_config()),
             "shape": list(self.shape_),
             "conditional": bool(self.conditional_),
-            "x_mean": torch.as_tensor(self.x_mean_, dtype=torch.float64),
-            "x_std": torch.as_tensor(self.x_std_, dtype=torch.float64),
+            "x_mean": x_mean,
+            "x_std": x_std,
             "cond_norm": [self.cond_mean_, self.cond_std_],
             "loss_history": list(self.loss_history),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
-        }, path)
+            "state_dict": state,
+            "checksum": _checksum(state, x_mean, x_std),
+        }
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(blob, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path, device=None, progress: bool | None = None) -> "GenerativeModel":
         """Rebuild a model written by :meth:`save` (on ``device``; ``None`` resolves as usual).
 
         Introduced in Chapter 5. Called on :class:`GenerativeModel` it returns whichever class was saved.
+        Any file that is not an intact checkpoint (empty, truncated, random bytes, another format,
+        edited tensors or shapes) raises one ``ValueError`` that names the file and what is wrong;
+        a missing file raises ``FileNotFoundError``.
         """
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT or "model" not in blob:
-            raise ValueError(f"{path} is not a physmis_edu model file (format {_FORMAT})")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"model file {os.fspath(path)!r} does not exist")
+        try:
+            return cls._load(path, device, progress)
+        except _CheckpointError as err:
+            raise ValueError(f"cannot load model file {os.fspath(path)!r}: {err}") from None
+
+    @classmethod
+    def _load(cls, path, device, progress) -> "GenerativeModel":
+        if os.path.getsize(path) == 0:
+            raise _CheckpointError("the file is empty")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # torch's messages can advise weights_only=False, which is unsafe
+            raise _CheckpointError("it is not a readable torch checkpoint (truncated, corrupted, "
+                                   "or another format such as .npy); load only files written "
+                                   "by GenerativeModel.save") from None
+        known = isinstance(blob, dict) and "model" in blob and blob.get("format") in (1, _FORMAT)
+        if not known:
+            raise _CheckpointError(f"it is not a physmis_edu model file (format {_FORMAT})")
         saved = _REGISTRY.get(blob["model"])
         if saved is None:
-            raise ValueError(f"{path} holds unknown model class {blob['model']!r}")
+            raise _CheckpointError(f"it holds unknown model class {blob['model']!r}")
         if cls is not GenerativeModel and saved is not cls:
-            raise ValueError(f"{path} holds a {blob['model']}, not a {cls.__name__}")
-        model = saved(**json.loads(blob["config"]), device=device, progress=progress)
-        length, channels = blob["shape"]
-        model.shape_ = (int(length), int(channels))
-        model.conditional_ = bool(blob["conditional"])
-        model.x_mean_ = blob["x_mean"].numpy()
-        model.x_std_ = blob["x_std"].numpy()
-        model.cond_mean_, model.cond_std_ = (float(v) for v in blob["cond_norm"])
-        model.loss_history = list(blob["loss_history"])
-        net = model._build(*model.shape_)
-        net.load_state_dict(blob["state_dict"])
+            raise _CheckpointError(f"it holds a {blob['model']}, not a {cls.__name__}")
+        try:
+            state, x_mean, x_std = blob["state_dict"], blob["x_mean"], blob["x_std"]
+            if blob["format"] >= 2 and blob["checksum"] != _checksum(state, x_mean, x_std):
+                raise _CheckpointError("its tensors do not match their recorded SHA-256 checksum "
+                                       "(the file was altered or corrupted)")
+            model = saved(**json.loads(blob["config"]), device=device, progress=progress)
+            length, channels = blob["shape"]
+            model.shape_ = (int(length), int(channels))
+            model.conditional_ = bool(blob["conditional"])
+            model.x_mean_ = x_mean.numpy()
+            model.x_std_ = x_std.numpy()
+            model.cond_mean_, model.cond_std_ = (float(v) for v in blob["cond_norm"])
+            model.loss_history = list(blob["loss_history"])
+            net = model._build(*model.shape_)
+            net.load_state_dict(state)
+        except _CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            first = str(err).splitlines()[0][:200] if str(err) else ""
+            reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
+            raise _CheckpointError(f"its contents are inconsistent ({reason})") from None
         model.net_ = net.to(model.device_).eval()
         return model
 
