@@ -169,3 +169,18 @@ def setup(profile: str | None = None, device: str | None = None, seed: int = 0,
     if verbose:
         print(rt.report())
     return rt
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Give a computed value a name the page's prose can cite (``{glue:text}`name```).
+
+    Introduced in Chapter 5. Uses myst-nb's ``glue`` when it is installed (the book build);
+    elsewhere (Colab, plain Jupyter) it does nothing, so a chapter runs without myst-nb.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string; got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=display)
