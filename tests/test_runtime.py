@@ -67,3 +67,15 @@ def test_import_is_light():
     assert "torch" not in _imported_after("import physmis_edu")
     loaded = _imported_after("import physmis_edu, physmis_edu.tasks, physmis_edu.runtime")
     assert not loaded & {"torch", "sphinx", "jupyter_book", "myst_nb", "jupytext", "pytest", "requests", "urllib3"}
+
+
+def test_lazy_loader_knows_every_submodule():
+    """Every public module of the package is reachable as an attribute (no AttributeError)."""
+    from pathlib import Path
+
+    root = Path(physmis_edu.__file__).parent
+    modules = {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
+    modules |= {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    assert modules == set(physmis_edu._SUBMODULES)
+    for name in sorted(modules):
+        assert getattr(physmis_edu, name).__name__ == f"physmis_edu.{name}"
