@@ -57,8 +57,9 @@ def plot_drift(report, ax=None, title: str | None = None):
     ax.set_xlabel("recovered control (hatched: outside [lo, hi])")
     ax.set_ylabel("probability per bin")
     verdict = "drift" if report.significant else "within null"
-    ax.set_title(title or f"TV {report.tv:.3f} vs null99 {report.null_tv99:.3f} ({verdict}); failed {report.n_failed}")
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title or f"TV {report.tv:.3f} vs null99 {report.null_tv99:.3f} ({verdict}); failed {report.n_failed}",
+                 fontsize=10)
+    ax.legend(fontsize=9, frameon=False)
     return ax
 
 
@@ -92,5 +93,5 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
         ax.stairs(h.probs, steps, color=f"C{i}", lw=1.6, label=f"{label} (n={h.n_total}, failed {h.n_failed})")
     ax.set_xlabel(f"{xlabel} (outer bins: outside [lo, hi])")
     ax.set_ylabel("probability per bin")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=9, frameon=False)
     return ax
