@@ -222,3 +222,21 @@ print(len(zoo.entries()), len(results), physmis_edu.__file__)
     assert int(runs) == len(zoo.entries())
     assert int(results) == len(list((ROOT / "physmis_edu" / "data" / "panel").glob("*.json")))
     assert str(env_dir) in where
+
+
+def test_atomic_write_leaves_normal_permissions_and_no_temporary(tmp_path):
+    target = tmp_path / "a.json"
+    store.write_json(target, {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+    def broken(handle):
+        handle.write(b"partial")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        store.write_atomic(target, broken)
+    assert json.loads(target.read_text()) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

@@ -58,6 +58,10 @@ def write_atomic(path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        # mkstemp makes the file private (0600); give it the permissions of a normally created one.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with _suppress():
