@@ -2,7 +2,7 @@
 
     python benchmarks/zoo_curves.py [--out DIR]
 
-For every class of the store on the chaotic logistic map: at each checkpoint along training, the
+For every task and class of the store: at each checkpoint along training, the
 drift (TV to the prior, its null, the mass outside the range) and the three c-free sample checks,
 per seed; then the first checkpoint from which every seed passes every check, the training time of
 each run and the store's size on disk.
@@ -26,7 +26,8 @@ def main() -> None:
     by_class: dict[str, list[dict]] = {}
     for name in sorted(manifest["runs"]):
         meta = json.loads((root / f"{name}.json").read_text())
-        by_class.setdefault(name.split(".")[1], []).append(meta)
+        task, model = name.split(".")[:2]
+        by_class.setdefault(f"{task}: {model}", []).append(meta)
     for model, metas in by_class.items():
         print(f"\n{model}  ({metas[0]['n_parameters']:,} parameters, "
               f"{metas[0]['spec']['n_train']:,} training trajectories)")
