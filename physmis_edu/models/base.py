@@ -25,13 +25,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._io import write_atomic
 from .._validation import (as_rng, check_nonnegative, check_positive, check_positive_int,
                            check_seed, check_trajectories, check_values)
 from ..runtime import resolve_device, resolve_profile
@@ -364,19 +364,7 @@ class GenerativeModel:
             "state_dict": state,
             "checksum": _checksum(state, x_mean, x_std),
         }
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(blob, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, lambda handle: torch.save(blob, handle))
 
     @classmethod
     def load(cls, path, device=None, progress: bool | None = None) -> "GenerativeModel":

@@ -153,9 +153,7 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
     files[npz.name] = store.sha256_file(npz)
     if spec.checkpoint:
         pt = out_dir / f"{spec.name}.pt"
-        tmp = out_dir / f".{pt.name}.{os.getpid()}.tmp"
-        model.save(tmp)
-        os.replace(tmp, pt)
+        model.save(pt)  # atomic itself
         files[pt.name] = store.sha256_file(pt)
     meta_path = out_dir / f"{spec.name}.json"
     store.write_json(meta_path, meta)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from .._io import write_atomic
 from . import catalog
 
 MANIFEST = "manifest.json"
@@ -45,36 +45,6 @@ def sha256_array(x) -> str:
 def dequantise(codes, offset, scale) -> np.ndarray:
     """Samples stored as 16-bit fixed point back to float32 (see ``build.quantise``)."""
     return (np.asarray(codes, dtype=np.float64) * scale + offset).astype(np.float32)
-
-
-def write_atomic(path, write) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
-
-    An interrupted write leaves the previous file intact and only a ``.tmp`` file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        # mkstemp makes the file private (0600); give it the permissions of a normally created one.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], OSError)
 
 
 def write_json(path, obj) -> None:
