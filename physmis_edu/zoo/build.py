@@ -61,17 +61,18 @@ def quantise(samples: np.ndarray):
     return codes, offset, scale
 
 
-def _quantisation_check(task, samples: np.ndarray, null_tv99: float) -> dict:
+def _quantisation_check(task, samples: np.ndarray, null_tv99: float):
     """Does the recovery tolerate 16-bit storage? Compare the recovered histograms.
 
     Accepted when the two histograms differ by at most a twentieth of the null's 99th percentile
     (rounding must not move mass by anything a reader could see) and fail on the same samples.
+    Returns the verdict (a dict) and the packed samples (``None`` where they hold a non-finite value).
     """
     from ..metrics import recovered_histogram, total_variation
 
     packed = quantise(samples)
     if packed is None:
-        return dict(ok=False, reason="non-finite samples")
+        return dict(ok=False, reason="non-finite samples"), None
     r32 = task.measure(samples)
     r16 = task.measure(store.dequantise(*packed))
     h32 = recovered_histogram(r32, task.lo, task.hi, 20)
@@ -81,7 +82,7 @@ def _quantisation_check(task, samples: np.ndarray, null_tv99: float) -> dict:
     same = bool(np.array_equal(np.isnan(r32), np.isnan(r16)))
     return dict(max_abs_change=float(np.max(np.abs(r32[both] - r16[both]))) if both.any() else 0.0,
                 tv_between_histograms=float(tv), same_failures=same,
-                ok=bool(tv <= null_tv99 / 20 and same))
+                ok=bool(tv <= null_tv99 / 20 and same)), packed
 
 
 def _loss_curve(losses, points: int = 200) -> dict:
@@ -104,6 +105,7 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
     task = catalog.make_task(spec.task)
     train, _ = catalog.training_data(spec)
     fresh, _ = catalog.fresh_data(spec)
+    reference = checks.statistics(task, fresh, train)  # the same for every checkpoint
     model = model_classes()[spec.model](**spec.config, seed=spec.seed, device=device,
                                         progress=False)
     curve, start = [], time.perf_counter()
@@ -115,7 +117,8 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         curve.append(dict(step=step, train_seconds=tick - start - scored,
                           loss=float(np.mean(m.loss_history[-50:])),
                           **_drift_summary(task, task.measure(x), spec.seed, n_boot=50),
-                          **{k: v for k, v in checks.sample_checks(task, x, train, fresh).items()
+                          **{k: v for k, v in
+                             checks.sample_checks(task, x, train, fresh, reference).items()
                              if k != "reference"}))
         curve[-1]["scoring"] = time.perf_counter() - tick
 
@@ -126,9 +129,9 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
     samples = model.sample(spec.n_samples, rng=np.random.default_rng([spec.seed, 3]))
     sample_seconds = time.perf_counter() - tick
     drift = _drift_summary(task, task.measure(samples), spec.seed)
-    packing = _quantisation_check(task, samples, drift["null_tv99"])
+    packing, packed = _quantisation_check(task, samples, drift["null_tv99"])
     if packing["ok"]:
-        codes, offset, scale = quantise(samples)
+        codes, offset, scale = packed
         arrays = dict(codes=codes, offset=offset, scale=scale)
         shipped = store.dequantise(codes, offset, scale)
     else:
@@ -143,7 +146,7 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         code_hash=code_hash(),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         loss_curve=_loss_curve(model.loss_history), curve=curve,
-        checks=checks.sample_checks(task, shipped, train, fresh),
+        checks=checks.sample_checks(task, shipped, train, fresh, reference),
         drift=_drift_summary(task, task.measure(shipped), spec.seed),
         quantisation=packing, samples_storage="uint16" if packing["ok"] else "float32",
     )

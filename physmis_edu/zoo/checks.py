@@ -71,15 +71,17 @@ def statistics(task, x, train) -> dict:
     return dict(inside=inside, residual=residual, nn=nn)
 
 
-def sample_checks(task, samples, train, fresh) -> dict:
+def sample_checks(task, samples, train, fresh, reference=None) -> dict:
     """The c-free checks of ``samples`` against fresh true data, with pass marks (Chapter 5).
 
     Returns a dict with the model's ``inside``, ``residual``, ``nn`` and ``nn_ratio``, the same
     statistics of ``fresh`` under ``reference``, ``failed`` (readable reasons, empty if all pass)
-    and ``passed``.
+    and ``passed``. ``reference``: ``statistics(task, fresh, train)`` when already computed
+    (it does not depend on the samples).
     """
     model = statistics(task, samples, train)
-    reference = statistics(task, fresh, train)
+    if reference is None:
+        reference = statistics(task, fresh, train)
     ratio = model["nn"] / reference["nn"]
     failed = []
     if model["inside"] < INSIDE_MIN:
