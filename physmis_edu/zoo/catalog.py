@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from ..tasks import CurveToy, LogisticMap
+from ..tasks import CurveToy, LogisticMap, Sinusoid
 
 # Task keys of the store and how each task is constructed. A key names one fixed construction:
 # changing a task's parameters means a new key, so that shipped runs stay reproducible.
@@ -24,11 +24,12 @@ TASKS = {
     "logistic-chaotic": lambda: LogisticMap(lo=3.6, hi=4.0, length=16),
     "logistic-periodic": lambda: LogisticMap(lo=2.8, hi=3.4, length=16),
     "toy": lambda: CurveToy(length=8),
+    "sine": lambda: Sinusoid(length=32),
 }
 
 # Fixed data streams per task: training set and fresh true data never depend on the model or seed,
 # so every class and seed of a task sees exactly the same training trajectories.
-DATA_SEEDS = {"logistic-chaotic": 1601, "logistic-periodic": 1602, "toy": 1603}
+DATA_SEEDS = {"logistic-chaotic": 1601, "logistic-periodic": 1602, "toy": 1603, "sine": 1604}
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _book_specs() -> list[RunSpec]:
                                  milestones=MILESTONES[model], checkpoint=seed == 0))
     # The other core tasks of the kernel panel (Chapter 6), same budgets; no checkpoints, to keep
     # the store small.
-    for task in ("logistic-periodic", "toy"):
+    for task in ("logistic-periodic", "toy", "sine"):
         for model, config in BOOK_CONFIGS.items():
             for seed in SEEDS:
                 specs.append(RunSpec(task, model, seed, config, milestones=MILESTONES[model]))
