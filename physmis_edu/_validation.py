@@ -123,6 +123,15 @@ def check_positive(v, name: str) -> float:
     return f
 
 
+def check_level(level, name: str) -> float:
+    """Return a probability level (a quantile or a confidence level) in ``(0, 1)`` as a float."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real):
+        raise ValueError(f"{name} must be a number in (0, 1); got {level!r}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{name} must be in (0, 1); got {level!r}")
+    return float(level)
+
+
 def as_rng(rng) -> np.random.Generator:
     """Accept ``None``, an int seed or a ``Generator``; return a ``Generator``."""
     if isinstance(rng, np.random.Generator):

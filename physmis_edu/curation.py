@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_rng, check_positive_int
-from .metrics import _as_prior, bin_edges
+from .metrics import as_prior, bin_edges
 
 __all__ = ["Curated", "curate", "bin_quotas"]
 
@@ -42,7 +42,7 @@ def bin_quotas(prior, n: int, bins: int = 20) -> np.ndarray:
 
     Largest-remainder rounding, so the quotas sum to exactly ``n``.
     """
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     n = check_positive_int(n, "n")
     probs = np.asarray(prior.bin_probs(bin_edges(prior.lo, prior.hi, bins)), dtype=np.float64)
     ideal = n * probs / probs.sum()
@@ -96,7 +96,7 @@ def curate(propose, measure, prior, n: int, bins: int = 20, rng=None, batch: int
     """
     if not callable(propose) or not callable(measure):
         raise ValueError("propose and measure must be callables: propose(m, rng) -> x, measure(x) -> c")
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     n = check_positive_int(n, "n")
     batch = check_positive_int(batch, "batch")
     max_proposals = max(200 * n, 20 * batch) if max_proposals is None else check_positive_int(max_proposals, "max_proposals")

@@ -15,7 +15,9 @@ from functools import lru_cache
 
 import numpy as np
 from ._validation import as_rng, check_nonnegative, check_positive, check_positive_int, check_trajectories, check_values
-from .metrics import _as_prior, _wasserstein_distance, prior_mean, prior_probs, recovered_histogram, total_variation
+from ._validation import check_level
+from .metrics import (as_prior, pearson, prior_mean, prior_probs, recovered_histogram, spearman,
+                      total_variation, wasserstein_distance)
 
 __all__ = [
     "Gaussian", "Smooth", "Empirical", "nearest_neighbours", "nn_distances",
@@ -249,7 +251,7 @@ def calibrate(kernel_factory, train, samples, grid=None, rng=None, n_perturb: in
         return nn_distances(kernel.perturb(subset, np.random.default_rng(seed)), train)
 
     def loss(scale):
-        return _wasserstein_distance(distances(scale), target)
+        return wasserstein_distance(distances(scale), target)
 
     default_grid = grid is None
     if default_grid:
@@ -304,18 +306,8 @@ def predict_recovered(task, kernel, x, rng=None) -> np.ndarray:
     return task.measure(kernel.perturb(x, rng))
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b)[0])
+# Kept for physmis_edu.panel until it imports metrics.pearson / metrics.spearman itself.
+_pearson, _spearman = pearson, spearman
 
 
 @dataclass
@@ -400,13 +392,11 @@ def ef_ceiling(prior, observed_values, n_predicted: int, bins: int = 20, n_rep: 
     the smaller the drift ``TV(p, q)`` is against that noise.
     ``n_predicted`` counts the prediction's finite values.
     """
-    from .metrics import _check_level
-
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     observed_values = check_values(observed_values, "observed_values", allow_nan=True)
     n_predicted = check_positive_int(n_predicted, "n_predicted")
     n_rep = check_positive_int(n_rep, "n_rep")
-    level = _check_level(level, "level")
+    level = check_level(level, "level")
     h = recovered_histogram(observed_values, prior.lo, prior.hi, bins)
     if h.n_finite == 0:
         raise ValueError(f"observed_values: all {h.n_total} recoveries failed; there is no q to sample")
@@ -434,7 +424,7 @@ def agreement(prior, predicted_values, observed_values, bins: int = 20, ceiling:
     ``explained_fraction_failures``. ``ceiling``: also compute :func:`ef_ceiling` (with ``rng``,
     a fixed seed by default so that the same inputs give the same result).
     """
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     predicted_values = check_values(predicted_values, "predicted_values", allow_nan=True)
     observed_values = check_values(observed_values, "observed_values", allow_nan=True)
     if not isinstance(ceiling, bool):
@@ -455,7 +445,7 @@ def agreement(prior, predicted_values, observed_values, bins: int = 20, ceiling:
     tv_obs_f = 0.5 * np.abs(p_f - q_f).sum()
     ef_f = 1.0 - 0.5 * np.abs(q_hat_f - q_f).sum() / tv_obs_f if tv_obs_f > 0 else float("nan")
     return Agreement(
-        pearson=_pearson(q_hat - p, q - p), spearman=_spearman(q_hat - p, q - p),
+        pearson=pearson(q_hat - p, q - p), spearman=spearman(q_hat - p, q - p),
         sign_agree=bool(np.sign(shift_pred) == np.sign(shift_obs)),
         explained_fraction=float(1.0 - tv_between / tv_obs) if tv_obs > 0 else float("nan"),
         mean_shift_predicted=shift_pred, mean_shift_observed=shift_obs,

@@ -9,11 +9,10 @@ silently. A drift is real only when it exceeds the finite-sample null: the distr
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
-from ._validation import as_rng, check_positive_int, check_range, check_values
+from ._validation import as_rng, check_level, check_positive_int, check_range, check_values
 
 __all__ = [
     "Histogram", "recovered_histogram", "prior_probs", "bin_edges",
@@ -21,24 +20,63 @@ __all__ = [
     "null_tv", "null_quantile", "null_band", "bootstrap_ci", "UndefinedIntervalError",
     "prior_mean", "tv_with_failures",
     "DriftReport", "drift_report",
+    "as_prior", "pearson", "spearman", "wasserstein_distance",
 ]
 
 
-def _wasserstein_distance(a, b):
+def wasserstein_distance(a, b) -> float:
+    """Wasserstein-1 distance between two samples of values, as ``scipy.stats`` computes it.
+
+    Introduced in Chapter 6 (the loss of ``kernels.calibrate``). No ``NaN`` handling: for
+    recovered values, which mark failures as ``NaN``, use :func:`wasserstein1` (Chapter 1).
+    """
     # scipy.stats costs about a second to import cold; load it only when a distance is asked for.
-    from scipy.stats import wasserstein_distance
+    from scipy.stats import wasserstein_distance as _scipy_w1
 
-    return wasserstein_distance(a, b)
+    return _scipy_w1(a, b)
 
 
-def _as_prior(prior):
-    """Accept a ``Prior`` or anything carrying one (a ``Task``)."""
+def as_prior(prior):
+    """The ``Prior`` itself, or the one a ``Task`` carries (Chapter 1); else ``ValueError``."""
     if hasattr(prior, "bin_probs") and hasattr(prior, "lo"):
         return prior
     inner = getattr(prior, "prior", None)
     if inner is not None and hasattr(inner, "bin_probs"):
         return inner
     raise ValueError(f"prior must be a physmis_edu.tasks.Prior (or a Task); got {type(prior).__name__}")
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a = check_values(a, "a", allow_nan=True)
+    b = check_values(b, "b", allow_nan=True)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same length; got {a.size} and {b.size}")
+    return a, b
+
+
+def pearson(a, b) -> float:
+    """Pearson correlation of two equally long 1-D arrays; ``NaN`` when either is constant.
+
+    Introduced in Chapter 6, where it scores the per-bin shifts of a kernel's prediction
+    against a model's (``kernels.agreement``).
+    """
+    a, b = _paired(a, b)
+    if np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two equally long 1-D arrays; ``NaN`` when either is constant.
+
+    Introduced in Chapter 6 (``kernels.agreement``).
+    """
+    a, b = _paired(a, b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b)[0])
 
 
 def bin_edges(lo: float, hi: float, bins: int = 20) -> np.ndarray:
@@ -118,7 +156,7 @@ def recovered_histogram(values, lo: float, hi: float, bins: int = 20) -> Histogr
 
 def prior_probs(prior, bins: int = 20) -> np.ndarray:
     """The prior's probability per bin, shape ``(bins + 2,)``, zero in the overflow bins (Chapter 1)."""
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     edges = bin_edges(prior.lo, prior.hi, bins)
     inside = np.asarray(prior.bin_probs(edges), dtype=np.float64)
     return np.concatenate([[0.0], inside / inside.sum(), [0.0]])
@@ -181,7 +219,7 @@ def wasserstein1(a, b) -> float:
     Computed on the finite values of each (``NaN`` marks failed recoveries, which the
     histogram reports separately), with ``scipy.stats.wasserstein_distance``.
     """
-    return float(_wasserstein_distance(_finite(a, "a"), _finite(b, "b")))
+    return float(wasserstein_distance(_finite(a, "a"), _finite(b, "b")))
 
 
 def _prior_quantile(prior, u: np.ndarray, grid: int = 4097) -> np.ndarray:
@@ -195,7 +233,7 @@ def wasserstein_to_prior(values, prior) -> float:
     Introduced in Chapter 1. Uses ``W1 = int_0^1 |F_q^-1(u) - F_p^-1(u)| du`` with the midpoint
     rule on the sorted values, so the only sampling noise is the model's own.
     """
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     v = np.sort(_finite(values, "values"))
     u = (np.arange(v.size) + 0.5) / v.size
     return float(np.mean(np.abs(v - _prior_quantile(prior, u))))
@@ -203,7 +241,7 @@ def wasserstein_to_prior(values, prior) -> float:
 
 def prior_mean(prior) -> float:
     """Mean of the prior, ``hi - int_lo^hi F(c) dc`` (Chapter 6, mean-shift sign)."""
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     c = np.linspace(prior.lo, prior.hi, 4097)
     f = prior.cdf(c)
     return float(prior.hi - np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(c)))
@@ -217,7 +255,7 @@ def _null_probs(prior, n: int, bins: int, n_rep: int, rng) -> np.ndarray:
 
 def null_tv(prior, n: int, bins: int = 20, n_rep: int = 500, rng=None) -> np.ndarray:
     """Finite-sample null: ``TV(p, q_N)`` for ``n_rep`` sets of ``n`` fresh prior samples (Chapter 1)."""
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     n = check_positive_int(n, "n")
     n_rep = check_positive_int(n_rep, "n_rep")
     p = prior_probs(prior, bins)
@@ -226,7 +264,7 @@ def null_tv(prior, n: int, bins: int = 20, n_rep: int = 500, rng=None) -> np.nda
 
 def null_quantile(prior, n: int, bins: int = 20, q: float = 0.99, n_rep: int = 500, rng=None) -> float:
     """The ``q`` quantile (default 99th percentile) of :func:`null_tv` (Chapter 1)."""
-    q = _check_level(q, "q (the quantile level)")
+    q = check_level(q, "q (the quantile level)")
     return float(np.quantile(null_tv(prior, n, bins, n_rep, rng), q))
 
 
@@ -235,10 +273,10 @@ def null_band(prior, n: int, bins: int = 20, level: float = 0.99, n_rep: int = 5
 
     A bin of a recovered histogram outside this band is unusual for ``n`` true samples.
     """
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     n = check_positive_int(n, "n")
     n_rep = check_positive_int(n_rep, "n_rep")
-    level = _check_level(level, "level")
+    level = check_level(level, "level")
     draws = _null_probs(prior, n, bins, n_rep, as_rng(rng))
     tail = 0.5 * (1.0 - level)
     return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
@@ -287,7 +325,7 @@ def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=
     """
     values = check_values(values, "values", allow_nan=True)
     n_boot = check_positive_int(n_boot, "n_boot")
-    level = _check_level(level, "level")
+    level = check_level(level, "level")
     if not callable(statistic):
         raise ValueError(f"statistic must be a callable taking a 1-D array of values; got {statistic!r}")
     if method not in _CI_METHODS:
@@ -330,14 +368,6 @@ def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=
             f"beyond what {n_boot} resamples resolve (a statistic near its floor, such as TV near "
             "zero drift)")
     return float(lo), float(hi)
-
-
-def _check_level(level, name: str) -> float:
-    if isinstance(level, bool) or not isinstance(level, numbers.Real):
-        raise ValueError(f"{name} must be a number in (0, 1); got {level!r}")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"{name} must be in (0, 1); got {level!r}")
-    return float(level)
 
 
 def _scalar_statistic(statistic, values: np.ndarray, where: str) -> float:
@@ -469,7 +499,13 @@ class DriftReport:
         printer.text(str(self))
 
     def plot(self, ax=None, title: str | None = None):
-        """Bars of ``q`` against the prior, the null band, the prediction if any (see :mod:`physmis_edu.plotting`)."""
+        """Bars of ``q`` against the prior, the null band, the prediction if any (Chapter 1).
+
+        A shortcut for :func:`physmis_edu.plotting.plot_drift`, which the chapters call as
+        ``report.plot()``. The import is deferred to the call on purpose: ``plotting`` depends on
+        this module, and this module loads nothing of ``plotting`` (nor matplotlib) until a
+        report is drawn.
+        """
         from .plotting import plot_drift
 
         return plot_drift(self, ax=ax, title=title)
@@ -488,7 +524,7 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
     if hasattr(values, "values") and hasattr(values, "failure_counts"):
         failure_counts = values.failure_counts() if failure_counts is None else failure_counts
         values = values.values
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     values = check_values(values, "values", allow_nan=True)
     n_null = check_positive_int(n_null, "n_null")
     n_boot = check_positive_int(n_boot, "n_boot")

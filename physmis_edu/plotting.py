@@ -1,6 +1,8 @@
 """Small, generic plots of recovered distributions (introduced in Chapter 1).
 
 matplotlib is imported inside each function so that ``import physmis_edu`` stays fast.
+Dependencies run one way: this module draws what :mod:`physmis_edu.metrics` computes, and
+``metrics`` never imports it at module level (``DriftReport.plot`` calls :func:`plot_drift`).
 Overflow bins are drawn, hatched, one bin-width outside ``[lo, hi]``: mass the model puts
 outside the prior's support is part of the drift and must be visible.
 """
@@ -8,6 +10,8 @@ outside the prior's support is part of the drift and must be visible.
 from __future__ import annotations
 
 import numpy as np
+
+from .metrics import DriftReport, as_prior, null_band, prior_probs, recovered_histogram
 
 __all__ = ["plot_drift", "plot_values"]
 
@@ -39,8 +43,6 @@ def _draw_support(ax, edges, x, width, prior_probs, band=None):
 
 def plot_drift(report, ax=None, title: str | None = None):
     """Plot a :class:`~physmis_edu.metrics.DriftReport`: recovered bars, prior, null band, prediction (Chapter 1)."""
-    from .metrics import DriftReport
-
     if not isinstance(report, DriftReport):
         raise ValueError("report must be a DriftReport (from metrics.drift_report); "
                          f"got {type(report).__name__}")
@@ -71,8 +73,6 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
     ``prior`` may be a Task, whose control name and units then label the x axis.
     The null band is for the smallest finite sample among the sets, the widest band that applies.
     """
-    from .metrics import null_band, prior_probs, recovered_histogram, _as_prior
-
     if not isinstance(values_by_label, dict):
         values_by_label = {"data": values_by_label}
     name = getattr(prior, "control_name", "control")
@@ -80,7 +80,7 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
     xlabel = f"recovered {name}" + (f" [{units}]" if units else "")
     if not values_by_label:
         raise ValueError("values_by_label is empty; give at least one set of recovered values")
-    prior = _as_prior(prior)
+    prior = as_prior(prior)
     ax = _axes(ax)
     hists = {label: recovered_histogram(v, prior.lo, prior.hi, bins) for label, v in values_by_label.items()}
     edges = next(iter(hists.values())).edges

@@ -227,3 +227,42 @@ def test_failed_recoveries_count_against_the_verdict():
     assert "failed" in report.verdict and "no drift" not in report.verdict
     clean = m.drift_report(values[3000:], UNIFORM, rng=4)
     assert clean.tv_failed == pytest.approx(clean.tv) and not clean.significant
+
+
+def test_pearson_and_spearman():
+    from scipy import stats
+
+    a = np.array([0.1, -0.3, 0.2, 0.05, -0.4, 0.3])
+    b = np.array([0.2, -0.1, 0.1, 0.0, -0.5, 0.6])
+    assert m.pearson(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-15)
+    assert m.spearman(a, b) == pytest.approx(stats.spearmanr(a, b)[0], abs=1e-15)
+    assert m.pearson(a, 2 * a + 1) == pytest.approx(1.0) and m.spearman(a, np.exp(a)) == pytest.approx(1.0)
+    assert m.pearson(a, -a) == pytest.approx(-1.0)
+    # A constant input has no correlation: NaN, not a warning and not 0.
+    for f in (m.pearson, m.spearman):
+        assert np.isnan(f(a, np.zeros(6))) and np.isnan(f(np.ones(6), b))
+        with pytest.raises(ValueError, match="same length"):
+            f(a, b[:5])
+        with pytest.raises(ValueError, match="a must be 1-D"):
+            f(a[:, None], b)
+    assert isinstance(m.pearson(list(a), list(b)), float)
+
+
+def test_as_prior_accepts_a_task_and_names_the_argument():
+    from physmis_edu.tasks import LogisticMap
+
+    task = LogisticMap()
+    assert m.as_prior(task) is task.prior and m.as_prior(UNIFORM) is UNIFORM
+    with pytest.raises(ValueError, match="prior must be"):
+        m.as_prior(3.0)
+
+
+def test_metrics_does_not_import_plotting():
+    # plotting depends on metrics, never the reverse (DriftReport.plot defers its import to the call).
+    import subprocess
+    import sys
+
+    code = "import sys, physmis_edu.metrics; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout.split()
+    assert "physmis_edu.plotting" not in loaded and "matplotlib" not in loaded
