@@ -156,6 +156,18 @@ class Task(ABC):
         """``M(x)``: recovered controls, float64 ``(n,)``, ``NaN`` where recovery fails."""
         return self.recover(x).values
 
+    # -- c-free statistics ------------------------------------------------
+    def c_free_residual(self):
+        """A residual ``x -> (n,)`` of the task's rule that never reads ``c``, or ``None``.
+
+        Introduced in Chapter 6, where kernels are calibrated without the control. The rule's
+        parameter is refitted per trajectory by least squares from ``x`` alone, so the residual
+        is zero for every true trajectory, whatever its control; it never calls ``measure`` or
+        ``recover``. Tasks without such a rule return ``None`` (this default); a task with one
+        overrides this method and returns a function of ``x`` alone.
+        """
+        return None
+
     # -- helpers for subclasses --------------------------------------------
     def _check_x(self, x, allow_nan: bool = True) -> np.ndarray:
         return check_trajectories(x, "x", length=self.length, channels=self.channels, allow_nan=allow_nan)

@@ -505,6 +505,22 @@ class MazeTask(Task):
         x = self._check_x(x)
         return Recovery.from_values(travel_distance(x), {"nan in trajectory": np.isnan(x).any(axis=(1, 2))})
 
+    def c_free_residual(self):
+        """The path's roughness (RMS second difference over RMS first difference of the xy
+        path; Chapter 6). Not zero on true paths, so it is a c-free statistic to match rather
+        than a residual; it never needs the travel distance."""
+        return _roughness
+
+
+def _roughness(x):
+    """RMS second difference over RMS first difference of each xy path."""
+    # Paths of a point mass with bounded force: second differences are small next to first
+    # differences. Not zero on true paths, but its distribution does not need the distance.
+    x = np.asarray(x, dtype=np.float64)[..., :2]
+    d1, d2 = np.diff(x, axis=1), np.diff(x, n=2, axis=1)
+    return np.sqrt(np.mean(d2 ** 2, axis=(1, 2))
+                   / np.maximum(np.mean(d1 ** 2, axis=(1, 2)), 1e-12))
+
 
 def _segments_touch_cells(a, d, row, col) -> np.ndarray:
     """Slab test: does segment ``a + t d``, ``t in [0, 1]``, meet the closed unit square of cell (row, col)?"""

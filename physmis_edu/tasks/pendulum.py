@@ -23,6 +23,14 @@ from .base import Recovery, Task
 REPRESENTATIONS = {"sincos": 6, "angles": 2}
 
 
+def _unit_circle_residual(x):
+    """RMS distance of each ``(sin, cos)`` pair from the unit circle (``sincos`` frames)."""
+    # Each (sin theta, cos theta) pair lies on the unit circle, whatever the energy.
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.sqrt(x[..., [0, 2]] ** 2 + x[..., [1, 3]] ** 2)
+    return np.sqrt(np.mean((norms - 1.0) ** 2, axis=(1, 2)))
+
+
 def _wrap(angle):
     """Angles into ``[-pi, pi)``."""
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
@@ -251,6 +259,12 @@ class DoublePendulum(Task):
         with np.errstate(invalid="ignore"):
             e = (self.potential(t1, t2) + self.kinetic(t1, t2, x[..., 4], x[..., 5])).mean(axis=1)
         return Recovery.from_values(e, {"nan in trajectory": np.isnan(x).any(axis=(1, 2))})
+
+    def c_free_residual(self):
+        """In the ``sincos`` representation: the RMS distance of each ``(sin, cos)`` pair from
+        the unit circle, a kinematic identity that holds at any energy (Chapter 6). ``None`` for
+        ``angles``, which has no such identity."""
+        return _unit_circle_residual if self.representation == "sincos" else None
 
     def recover_from_angles(self, angles) -> Recovery:
         """Energy from angles alone: the ill-conditioned recovery (Chapter 6).

@@ -10,6 +10,35 @@ from .._validation import as_rng, check_positive_int, check_range
 from .base import Recovery, Task
 
 
+def _logistic_residual(x):
+    """RMS misfit of the best logistic rule ``x_{t+1} = r x_t (1 - x_t)``, ``r`` fitted per row."""
+    x = np.asarray(x, dtype=np.float64)[:, :, 0]
+    f = x[:, :-1] * (1.0 - x[:, :-1])
+    r = np.sum(x[:, 1:] * f, axis=1) / np.maximum(np.sum(f * f, axis=1), 1e-12)
+    res = x[:, 1:] - r[:, None] * f
+    return np.sqrt(np.mean(res ** 2, axis=1))
+
+
+def _sinusoid_residual(x):
+    """RMS misfit of ``x_{t+1} + x_{t-1} = a x_t`` (``a`` fitted per row) over the row's RMS."""
+    x = np.asarray(x, dtype=np.float64)[:, :, 0]
+    mid, side = x[:, 1:-1], x[:, 2:] + x[:, :-2]
+    a = np.sum(mid * side, axis=1) / np.maximum(np.sum(mid * mid, axis=1), 1e-12)
+    res = side - a[:, None] * mid
+    return np.sqrt(np.mean(res ** 2, axis=1) / np.maximum(np.mean(x ** 2, axis=1), 1e-12))
+
+
+def _damped_residual(x):
+    """RMS misfit of ``x_{t+1} = a1 x_t + a2 x_{t-1}`` (fitted per row) over the row's RMS."""
+    x = np.asarray(x, dtype=np.float64)[:, :, 0]
+    design = np.stack([x[:, 1:-1], x[:, :-2]], axis=2)
+    target = x[:, 2:]
+    gram = np.einsum("ntj,ntk->njk", design, design) + 1e-12 * np.eye(2)
+    coef = np.linalg.solve(gram, np.einsum("ntj,nt->nj", design, target)[..., None])[..., 0]
+    res = target - np.einsum("ntj,nj->nt", design, coef)
+    return np.sqrt(np.mean(res ** 2, axis=1) / np.maximum(np.mean(x ** 2, axis=1), 1e-12))
+
+
 @dataclass
 class LogisticMap(Task):
     """Logistic map ``x_{t+1} = r x_t (1 - x_t)`` with control ``r``.
@@ -65,6 +94,10 @@ class LogisticMap(Task):
             "nan in trajectory": np.isnan(x).any(axis=1),
             "degenerate (x stuck at 0 or 1)": den < 1e-12,
         })
+
+    def c_free_residual(self):
+        """RMS misfit of the logistic rule with ``r`` refitted per trajectory (Chapter 6)."""
+        return _logistic_residual
 
 
 def lyapunov_exponent(r, n_steps: int = 2000, burn_in: int = 500, x0: float = 0.3141) -> np.ndarray:
@@ -154,6 +187,11 @@ class Sinusoid(Task):
             "no real frequency (|cos omega| > 1)": np.abs(cos_omega) > 1.0,
         })
 
+    def c_free_residual(self):
+        """Misfit of the recurrence ``x_{t+1} + x_{t-1} = a x_t``, ``a`` refitted per trajectory,
+        relative to the trajectory's RMS (Chapter 6)."""
+        return _sinusoid_residual
+
 
 @dataclass
 class DampedOscillator(Task):
@@ -224,3 +262,8 @@ class DampedOscillator(Task):
             "degenerate fit": ~(det > 1e-10 * s11 * s22),
             "not a damped oscillation (a2 >= 0)": a2 >= 0,
         })
+
+    def c_free_residual(self):
+        """Misfit of the recurrence ``x_{t+1} = a1 x_t + a2 x_{t-1}``, refitted per trajectory,
+        relative to the trajectory's RMS (Chapter 6)."""
+        return _damped_residual

@@ -41,6 +41,12 @@ def _check_variation(v, name: str) -> float:
     return v
 
 
+def _spread(x):
+    """RMS spread of each trajectory about its own mean point (zero for a repeated point)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sqrt(np.mean((x - x.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2)))
+
+
 def _repeat_point(points: np.ndarray, length: int, noise: float, rng) -> np.ndarray:
     """``(n, d)`` points -> ``(n, L, d)`` float32 trajectories, each step observed with its own noise."""
     x = np.repeat(points[:, None, :], length, axis=1)
@@ -129,6 +135,10 @@ class InverseMap1D(Task):
         with np.errstate(invalid="ignore"):
             c = self.g_inverse(x.mean(axis=1))
         return Recovery.from_values(c, {"nan in trajectory": has_nan})
+
+    def c_free_residual(self):
+        """Spread of the trajectory about its mean: a true one repeats one point (Chapter 6)."""
+        return _spread
 
 
 @dataclass
@@ -265,3 +275,7 @@ class CurveToy(Task):
         points[has_nan] = 0.0  # any finite stand-in; these rows are reported as failures
         c, at_end = self.nearest_control(points)
         return Recovery.from_values(c, {"nan in trajectory": has_nan, "beyond the end of the curve": at_end})
+
+    def c_free_residual(self):
+        """Spread of the trajectory about its mean: a true one repeats one point (Chapter 6)."""
+        return _spread
