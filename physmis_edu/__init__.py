@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("runtime", "tasks", "metrics", "kernels", "kernel_families", "sensitivity",
+_SUBMODULES = ("runtime", "tasks", "metrics", "kernels", "sensitivity",
                "symbolic", "curation", "models", "plotting", "panel", "zoo")
 
 __all__ = ["__version__", "setup", *_SUBMODULES]

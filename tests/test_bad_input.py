@@ -6,7 +6,7 @@ import pytest
 from physmis_edu import kernels as k
 from physmis_edu import metrics as m
 from physmis_edu import panel, runtime
-from physmis_edu.kernel_families import fit_by_statistics
+from physmis_edu.kernels import fit_by_statistics
 from physmis_edu.models import DiffusionMLP, DiffusionUNet
 from physmis_edu.models.base import GenerativeModel
 from physmis_edu.plotting import plot_drift

@@ -5,8 +5,8 @@ import inspect
 import numpy as np
 import pytest
 
-from physmis_edu.kernel_families import (Compounding, NeighbourBlend, Quantise, Shrinkage, Truncation,
-                                         fit_by_statistics, rule_residual)
+from physmis_edu.kernels import (Compounding, NeighbourBlend, ProxySamples, Quantise, Shrinkage,
+                                 Truncation, fit_by_statistics, rule_residual)
 from physmis_edu.tasks import CurveToy, DampedOscillator, LogisticMap, Sinusoid
 
 
@@ -131,8 +131,6 @@ def test_fit_by_statistics_finds_the_scale(train):
 
 
 def test_proxy_samples_draws_the_proxy_in_place_of_the_data(train):
-    from physmis_edu.kernel_families import ProxySamples
-
     proxy = (train[:100] + 0.5).astype(np.float32)  # marked, so a drawn row is recognisably the proxy's
     kernel = ProxySamples(proxy)
     out = kernel.perturb(train[:60], np.random.default_rng(2))
@@ -154,7 +152,6 @@ def test_proxy_samples_draws_the_proxy_in_place_of_the_data(train):
 
 def test_proxy_samples_shrunk_toward_the_prior(train):
     """lambda = 0 predicts the curated data's own histogram (the prior, within the null); lambda = 1 is the unshrunk proxy."""
-    from physmis_edu.kernel_families import ProxySamples
     from physmis_edu.metrics import null_quantile, prior_probs, recovered_histogram, total_variation
 
     task = LogisticMap(length=16)

@@ -77,5 +77,6 @@ def test_lazy_loader_knows_every_submodule():
     modules = {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
     modules |= {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
     assert modules == set(physmis_edu._SUBMODULES)
+    assert "kernels" in modules and "kernel_families" not in modules  # one kernels package (issue 11)
     for name in sorted(modules):
         assert getattr(physmis_edu, name).__name__ == f"physmis_edu.{name}"

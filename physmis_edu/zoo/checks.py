@@ -37,7 +37,7 @@ def relative_residual(task, x) -> np.ndarray:
 
     For the logistic map: ``x_{t+1} - r_hat x_t (1 - x_t)`` with ``r_hat`` the trajectory's own
     least-squares fit, as an RMS over the RMS step size. Other tasks use their c-free rule
-    residual from :func:`physmis_edu.kernel_families.rule_residual` (``NaN`` where none exists).
+    residual (:meth:`physmis_edu.tasks.Task.c_free_residual`; ``NaN`` where none exists).
     """
     from ..tasks import LogisticMap
 
@@ -49,9 +49,7 @@ def relative_residual(task, x) -> np.ndarray:
         residual = x1[:, 1:] - r_hat[:, None] * f
         step = np.mean(np.diff(x1, axis=1) ** 2, axis=1)
         return np.sqrt(np.mean(residual**2, axis=1) / np.maximum(step, 1e-24))
-    from ..kernel_families import rule_residual
-
-    rule = rule_residual(task)
+    rule = task.c_free_residual()
     return np.full(x.shape[0], np.nan) if rule is None else rule(x)
 
 
