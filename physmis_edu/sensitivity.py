@@ -109,7 +109,7 @@ def condition_profile(task, c_grid, n_per: int = 32, rng=None, eps: float = 1e-5
     ``rng``) and their sensitivities summarised by the mean and the 10% and 90% quantiles
     (failed recoveries ignored). Handy for plotting where a recovery is ill-conditioned.
     """
-    c_grid = task._check_c(c_grid)
+    c_grid = task.check_c(c_grid)
     n_per = check_positive_int(n_per, "n_per")
     rng = as_rng(rng)
     controls = np.repeat(c_grid, n_per)

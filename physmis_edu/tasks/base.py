@@ -172,7 +172,8 @@ class Task(ABC):
     def _check_x(self, x, allow_nan: bool = True) -> np.ndarray:
         return check_trajectories(x, "x", length=self.length, channels=self.channels, allow_nan=allow_nan)
 
-    def _check_c(self, c) -> np.ndarray:
+    def check_c(self, c) -> np.ndarray:
+        """Controls ``c`` as a 1-D float64 array inside ``[lo, hi]``, or ``ValueError``."""
         c = check_values(c, "c")
         bad = (c < self.lo) | (c > self.hi)
         if bad.any():

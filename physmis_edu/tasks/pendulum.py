@@ -223,7 +223,7 @@ class DoublePendulum(Task):
     # -- Task interface ------------------------------------------------------
     def simulate(self, c, rng=None) -> np.ndarray:
         """Full states ``(n, L, 4)`` (float64, angles unwrapped) for energies ``c``."""
-        E = self._check_c(c)
+        E = self.check_c(c)
         return self.integrate(self.initial_states(E, rng), self.length)
 
     def to_representation(self, states) -> np.ndarray:

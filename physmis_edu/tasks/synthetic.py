@@ -74,7 +74,7 @@ class LogisticMap(Task):
             raise ValueError(f"initial-state range must lie inside (0, 1); got [{self.x0_lo}, {self.x0_hi}]")
 
     def generate(self, c, rng=None) -> np.ndarray:
-        r = self._check_c(c)
+        r = self.check_c(c)
         rng = as_rng(rng)
         x = np.empty((r.size, self.length), dtype=np.float64)
         x[:, 0] = rng.uniform(self.x0_lo, self.x0_hi, size=r.size)
@@ -165,7 +165,7 @@ class Sinusoid(Task):
             raise ValueError(f"amplitude range must be positive; got amp_lo={self.amp_lo}")
 
     def generate(self, c, rng=None) -> np.ndarray:
-        omega = self._check_c(c)
+        omega = self.check_c(c)
         rng = as_rng(rng)
         amp = rng.uniform(self.amp_lo, self.amp_hi, size=omega.size)
         phase = rng.uniform(0.0, 2.0 * np.pi, size=omega.size)
@@ -235,7 +235,7 @@ class DampedOscillator(Task):
             raise ValueError(f"amplitude range must be positive; got amp_lo={self.amp_lo}")
 
     def generate(self, c, rng=None) -> np.ndarray:
-        gamma = self._check_c(c)
+        gamma = self.check_c(c)
         rng = as_rng(rng)
         amp = rng.uniform(self.amp_lo, self.amp_hi, size=gamma.size)
         omega = rng.uniform(self.omega_lo, self.omega_hi, size=gamma.size)

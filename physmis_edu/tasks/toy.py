@@ -126,7 +126,7 @@ class InverseMap1D(Task):
 
     # -- Task interface ----------------------------------------------------
     def generate(self, c, rng=None) -> np.ndarray:
-        c = self._check_c(c)
+        c = self.check_c(c)
         return _repeat_point(self.g(c)[:, None], self.length, self.noise, as_rng(rng))
 
     def recover(self, x) -> Recovery:
@@ -265,7 +265,7 @@ class CurveToy(Task):
 
     # -- Task interface ----------------------------------------------------
     def generate(self, c, rng=None) -> np.ndarray:
-        c = self._check_c(c)
+        c = self.check_c(c)
         return _repeat_point(self.gamma(c), self.length, self.noise, as_rng(rng))
 
     def recover(self, x) -> Recovery:
