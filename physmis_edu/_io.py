@@ -1,4 +1,4 @@
-"""Atomic file writes shared by the library (checkpoints, the store of trained runs)."""
+"""Atomic file writes shared by the library (checkpoints, the store of trained runs, the panel)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from pathlib import Path
 def write_atomic(path, write) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
 
-    An interrupted write leaves the previous file intact and only a ``.tmp`` file behind. The
-    data are flushed to disk before the rename, and the file gets the permissions of a normally
-    created one (``mkstemp`` would leave it private).
+    An interrupted write leaves the previous file intact and only a ``.tmp`` file behind, named
+    ``.NAME.PID.RANDOM.tmp`` so that :func:`remove_stale_temps` can tell whether its writer still
+    runs. The data are flushed to disk before the rename, and the file gets the permissions of a
+    normally created one (``mkstemp`` would leave it private).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -31,3 +33,46 @@ def write_atomic(path, write) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: the process exists but belongs to someone else
+        return True
+    return True
+
+
+def _writer_pid(name: str) -> str:
+    """The writer's pid in a temporary file's name: ``.NAME.PID.RANDOM.tmp`` (this module),
+    ``NAME.PID.tmp`` and ``NAME.PID.tmp.npz`` (older panel caches)."""
+    parts = name.split(".")
+    if name.endswith(".tmp.npz"):
+        return parts[-3]
+    if name.startswith("."):
+        return parts[-3]
+    return parts[-2]
+
+
+def remove_stale_temps(folder) -> list[Path]:
+    """Delete the temporary files of interrupted writes in ``folder`` (Chapter 6).
+
+    Only files whose writer process no longer runs are removed; files of running writers are
+    left alone. Returns the paths removed.
+    """
+    removed = []
+    folder = Path(folder)
+    for tmp in sorted(set(folder.glob("*.tmp")) | set(folder.glob(".*.tmp"))
+                      | set(folder.glob("*.tmp.npz"))):
+        pid = _writer_pid(tmp.name)
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

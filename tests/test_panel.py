@@ -133,13 +133,13 @@ def test_leaderboard_and_format():
     assert kernels == {"Gaussian 0.0", "Gaussian 0.01", "ceiling (other seed)", panel.SPLIT_HALF}
     table = panel.leaderboard(scores, seeds=[1])
     assert all(row["n"] == 1 for row in table)
-    # Chapter 6 reads every "pearson_*" key other than a model class as a task name: new columns
-    # must use other prefixes.
+    # Rows are data: how each was obtained, and the medians per model class and per task.
     for row in table:
-        extra = {k[len("pearson_"):] for k in row if k.startswith("pearson_")} - set(panel.PANEL_MODELS)
-        assert extra == {"logistic-chaotic"}
-        assert {"inside_pearson", "inside_VAE", "inside_logistic-chaotic", "oos_observed", "oos_predicted",
-                "pm_identity", "tv_observed"} <= set(row)
+        assert row["per_task"].keys() == {"logistic-chaotic"} and row["per_model"].keys() == {"VAE"}
+        assert row["per_model"]["VAE"]["pearson"] == pytest.approx(row["pearson"])
+        assert {"inside_pearson", "oos_observed", "oos_predicted", "pm_identity", "tv_observed",
+                "ef_ceiling", "kind", "before_training", "cost_fraction"} <= set(row)
+        assert row["kind"] == ("reference" if panel.is_reference(row["kernel"]) else "kernel")
         # The drift being predicted (median TV of the observed histograms) is far above the null.
         assert row["tv_observed"] > 2 * max(s.null_tv99 for s in scores)
     by_name = {row["kernel"]: row for row in table}
@@ -149,16 +149,18 @@ def test_leaderboard_and_format():
     assert {row["kernel"] for row in table[:2]} == {"ceiling (other seed)", panel.SPLIT_HALF}
     text = panel.format_leaderboard(table)
     assert "Pearson" in text and "inside" in text and "Gaussian 0.01" in text
+    markdown = panel.markdown_leaderboard(table)
+    assert markdown.count("\n") == len(table) + 1 and "| Gaussian 0.01 | kernel |" in markdown
 
 
 def test_calibration_never_sees_c():
     # A kernel spec is built from trajectories and a Context; the Context carries no task object,
     # no control values and no recovery.
     fields = {f.name for f in dataclasses.fields(panel.Context)}
-    assert fields == {"model", "residual", "task"}
+    assert fields == {"model", "residual", "task", "seed"}
     # The task arrives as its key (a string), never as a Task object with its recovery.
     types = {f.name: str(f.type) for f in dataclasses.fields(panel.Context)}
-    assert types == {"model": "str", "residual": "Callable | None", "task": "str"}
+    assert types == {"model": "str", "residual": "Callable | None", "task": "str", "seed": "int"}
     assert isinstance(panel.Context("DiffusionMLP", task="toy").task, str)
     seen = []
 
@@ -178,8 +180,7 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
 
     import torch
 
-    from physmis_edu.kernel_families import Shrinkage, fit_by_statistics, rule_residual
-    from physmis_edu.kernels import calibrate
+    from physmis_edu.kernels import Shrinkage, calibrate, fit_by_statistics
 
     torch.set_num_threads(1)
     datas = [panel.load_or_train(panel.Cell("logistic-chaotic", "VAE", s), tmp_path) for s in (0, 1)]
@@ -200,8 +201,7 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
 
     def run(cache, **kw):
         builds.clear()
-        return [s.__dict__ for s in panel.evaluate_panel(datas, specs, rng=0, residual_for=rule_residual,
-                                                         score_cache=cache, **kw)]
+        return [s.__dict__ for s in panel.evaluate_panel(datas, specs, rng=0, score_cache=cache, **kw)]
 
     cold = run(None)
     assert len(builds) == 2 * 2 * 2  # 2 cells x 2 specs, each built for the score and the perfect-model control
@@ -221,20 +221,9 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
     key = panel.score_key(datas[0], specs[0], 20, [0, 0, 0, 0])
     assert {"cell_config", "data", "params", "bins", "stream", "code"} <= set(key)
     assert key["code"] == panel.score_code_hash([__file__])  # the file defining the specs is hashed too
-    monkeypatch.setattr(panel, "score_code_hash", lambda extra=(): "edited")
+    monkeypatch.setattr(panel.score, "score_code_hash", lambda extra=(): "edited")
     run(tmp_path)
     assert len(builds) == 8
-
-
-def _panel_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_panel.py"
-    spec = importlib.util.spec_from_file_location("kernel_panel_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_proxy_kernel_never_reads_c_and_its_cache_round_trips(tiny, tmp_path, monkeypatch):
@@ -243,11 +232,10 @@ def test_proxy_kernel_never_reads_c_and_its_cache_round_trips(tiny, tmp_path, mo
     from physmis_edu.tasks import LogisticMap
 
     torch.set_num_threads(1)
-    script = _panel_script()
     cell = panel.Cell("logistic-chaotic", "VAE", 1)
-    train, fresh = panel._task_data(cell, tmp_path)
+    train, fresh = panel.train._task_data(cell, tmp_path)
     data = panel.CellData(cell, train, fresh, fresh)  # the "expensive model" is not needed before scoring
-    context = panel.Context(model="VAE", task="logistic-chaotic")
+    context = panel.Context(model="VAE", task="logistic-chaotic", seed=1)
     recover = LogisticMap.recover
 
     def no_recovery(self, x):
@@ -267,14 +255,17 @@ def test_proxy_kernel_never_reads_c_and_its_cache_round_trips(tiny, tmp_path, mo
     assert panel.proxy_path(cell, tmp_path, 0.25) != panel.proxy_path(cell, tmp_path, 0.5)
     with pytest.raises(ValueError, match="fraction"):
         panel.proxy_config(cell, 0.0)
-    specs = [script.proxy_spec(kind, 0.5, {cell: first}, [data]) for kind in script.PROXY_KINDS]
+    specs = [panel.proxy_spec(kind, 0.5, {cell: first}) for kind in panel.PROXY_KINDS]
     assert all(not s.needs_samples and s.params["fraction"] == 0.5 for s in specs)
+    # A cheap proxy trains on the target task: it is not a before-training kernel.
+    assert all(s.cost_fraction == 0.5 and not s.before_training for s in specs)
     assert list(inspect.signature(specs[0].build).parameters) == ["train", "samples", "rng", "context"]
     kernels = [s.build(train, None, np.random.default_rng(0), context) for s in specs]
     perturbed = [k.perturb(train, np.random.default_rng(1)) for k in kernels]
     assert all(p.shape == train.shape for p in perturbed)
+    other_seed = dataclasses.replace(context, seed=2)
     with pytest.raises(ValueError, match="no proxy"):
-        specs[0].build(fresh, None, np.random.default_rng(0), context)  # another training set: not its proxy
+        specs[0].build(fresh, None, np.random.default_rng(0), other_seed)  # another cell's proxy
 
     monkeypatch.setattr(LogisticMap, "recover", recover)
     task = panel.make_task("logistic-chaotic")
@@ -286,8 +277,6 @@ def test_proxy_kernel_never_reads_c_and_its_cache_round_trips(tiny, tmp_path, mo
 
 
 def test_routing_by_inside_pearson():
-    script = _panel_script()
-
     def score(kernel, seed, pearson, inside):
         return panel.CellScore(cell=f"sine/VAE/s{seed}", task="sine", model="VAE", seed=seed, kernel=kernel,
                                pearson=pearson, spearman=0.0, explained_fraction=0.0, sign_agree=True,
@@ -295,24 +284,23 @@ def test_routing_by_inside_pearson():
                                null_tv99=0.05, inside_pearson=inside)
 
     scores = [score("a", 0, 0.9, 0.1), score("b", 0, 0.5, 0.7), score("a", 1, 0.2, 0.2), score("b", 1, 0.3, 0.3)]
-    routed, chosen = script.route_by_tune_seed(scores, 0, ["a", "b"])
+    routed, chosen = panel.route_by_tune_seed(scores, 0, ["a", "b"])
     assert chosen == {"VAE": "a"} and {r.kernel for r in routed} == {"routed per model (tuned on seed)"}
-    routed, chosen = script.route_by_tune_seed(scores, 0, ["a", "b"], key="inside_pearson", name="inside")
+    routed, chosen = panel.route_by_tune_seed(scores, 0, ["a", "b"], key="inside_pearson", name="inside")
     assert chosen == {"VAE": "b"} and [r.pearson for r in routed if r.seed == 1] == [0.3]
 
 
 def test_shrunk_proxy_spec_and_lambda_choice():
-    script = _panel_script()
     data = _fake_cell(task="sine")
     proxy = panel.ProxyData(data.cell, 0.25, data.samples)
-    context = panel.Context(model="VAE", task="sine")
-    single = script.proxy_spec("samples", 0.25, {data.cell: proxy}, [data], name="s", mix=0.3)
-    per_model = script.proxy_spec("samples", 0.25, {data.cell: proxy}, [data], name="m", mix={"VAE": 0.6})
+    context = panel.Context(model="VAE", task="sine", seed=data.cell.seed)
+    single = panel.proxy_spec("samples", 0.25, {data.cell: proxy}, name="s", mix=0.3)
+    per_model = panel.proxy_spec("samples", 0.25, {data.cell: proxy}, name="m", mix={"VAE": 0.6})
     assert single.params["mix"] == 0.3 and not single.needs_samples
     assert single.build(data.train, None, np.random.default_rng(0), context).mix == 0.3
     assert per_model.build(data.train, None, np.random.default_rng(0), context).mix == 0.6
     with pytest.raises(ValueError, match="mix"):
-        script.proxy_spec("residuals", 0.25, {data.cell: proxy}, [data], mix=0.3)
+        panel.proxy_spec("residuals", 0.25, {data.cell: proxy}, mix=0.3)
 
     def score(lam, model, ef):
         return panel.CellScore(cell=f"sine/{model}/s0", task="sine", model=model, seed=0, kernel=f"shrunk {lam:g}",
@@ -321,8 +309,8 @@ def test_shrunk_proxy_spec_and_lambda_choice():
 
     scores = [score(0.0, "VAE", 0.0), score(0.5, "VAE", 0.4), score(1.0, "VAE", 0.2),
               score(0.0, "Transformer", 0.0), score(0.5, "Transformer", -0.1), score(1.0, "Transformer", 0.3)]
-    assert script._best_lambda(scores, (0.0, 0.5, 1.0))[0] == 1.0  # medians 0.0, 0.15, 0.25
-    assert script._best_lambda(scores, (0.0, 0.5, 1.0), model="VAE")[0] == 0.5
+    assert panel.best_lambda(scores, (0.0, 0.5, 1.0))[0] == 1.0  # medians 0.0, 0.15, 0.25
+    assert panel.best_lambda(scores, (0.0, 0.5, 1.0), model="VAE")[0] == 0.5
 
 
 def test_split_half_measures_within_model_noise_only():
@@ -358,7 +346,7 @@ def test_pooled_leaderboard_reduces_to_the_cell_score_and_averages_seeds():
     assert rows["shrink"]["pearson"] == pytest.approx(np.corrcoef(mean_pred, mean_obs)[0, 1])
     ref = np.asarray(scores[0].dq_observed)
     assert rows[panel.POOLED_CEILING]["pearson"] == pytest.approx(np.corrcoef(ref, mean_obs)[0, 1])
-    assert "shrink" in panel.format_pooled(table)
+    assert "shrink" in panel.format_leaderboard(table)
     with pytest.raises(ValueError, match="reference_seed"):
         panel.pooled_leaderboard(list(scores.values()), seeds=[0, 1], reference_seed=0)
 
@@ -377,8 +365,8 @@ def test_cell_cache_key_follows_the_model_and_task_code(monkeypatch, tmp_path):
     assert panel.cell_config(cell)["code"] == panel.sample_code_hash()
     before = panel.cache_path(cell, tmp_path)
     # An edit to the models' or tasks' source changes the hash, hence the cache path: no stale reuse.
-    root = Path(panel.__file__).resolve().parent
-    monkeypatch.setitem(panel._CODE_HASHES, (root / "models", root / "tasks"), "edited")
+    root = Path(panel.__file__).resolve().parents[1]
+    monkeypatch.setitem(panel.store._CODE_HASHES, (root / "models", root / "tasks"), "edited")
     assert panel.cache_path(cell, tmp_path) != before
     assert panel.proxy_path(cell, tmp_path, 0.25) != before
 
@@ -388,14 +376,16 @@ def test_cache_writes_are_atomic_and_stale_temporaries_are_removed(tmp_path, mon
     import os
 
     dead = 999_999_999  # above any pid_max: no such process
-    stale_new = tmp_path / f"a.npz.{dead}.tmp"
-    stale_old = tmp_path / f"b.npz.{dead}.tmp.npz"  # the name older versions left behind
-    live = tmp_path / f"c.npz.{os.getpid()}.tmp"
-    for p in (stale_new, stale_old, live):
+    stale_new = tmp_path / f".a.npz.{dead}.k2j3h4.tmp"
+    stale_old = tmp_path / f"b.npz.{dead}.tmp.npz"  # names older versions left behind
+    stale_older = tmp_path / f"d.npz.{dead}.tmp"
+    live = tmp_path / f".c.npz.{os.getpid()}.x8y9z0.tmp"
+    for p in (stale_new, stale_old, stale_older, live):
         p.write_bytes(b"partial")
     target = tmp_path / "data.npz"
-    panel._atomic_savez(target, x=np.arange(3))
-    assert not stale_new.exists() and not stale_old.exists() and live.exists()
+    panel.save_npz(target, x=np.arange(3))
+    assert not stale_new.exists() and not stale_old.exists() and not stale_older.exists()
+    assert live.exists()
     with np.load(target) as blob:
         assert blob["x"].tolist() == [0, 1, 2]
 
@@ -404,12 +394,60 @@ def test_cache_writes_are_atomic_and_stale_temporaries_are_removed(tmp_path, mon
 
     monkeypatch.setattr(np, "savez_compressed", crash)
     with pytest.raises(KeyboardInterrupt):
-        panel._atomic_savez(tmp_path / "other.npz", x=np.arange(3))
+        panel.save_npz(tmp_path / "other.npz", x=np.arange(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data.npz", live.name])
 
 
 def test_atomic_write_text(tmp_path):
     target = tmp_path / "sub" / "results.json"
-    panel.atomic_write_text(target, '{"a": 1}')
-    panel.atomic_write_text(target, '{"a": 2}')
+    panel.save_text(target, '{"a": 1}')
+    panel.save_text(target, '{"a": 2}')
     assert target.read_text() == '{"a": 2}' and [p.name for p in target.parent.iterdir()] == ["results.json"]
+
+
+def test_book_profile_reads_the_store_and_needs_no_training():
+    from physmis_edu import zoo
+
+    cell = panel.Cell("toy", "VAE", 1, profile="book")
+    with pytest.raises(ValueError, match="store"):
+        panel.Cell("maze", "VAE", 0, profile="book")  # no book-grade run of it
+    data = panel.load_or_train(cell)  # no cache needed: nothing is trained
+    run = zoo.load("toy", "VAE", 1)
+    np.testing.assert_array_equal(data.samples, run.samples)
+    np.testing.assert_array_equal(data.train, run.train)
+    assert cell.make_task().length == run.task.length == 8
+    assert panel.cell_config(cell)["run"] == "toy.VAE.s1"
+    with pytest.raises(ValueError, match="train"):
+        panel.proxy_config(cell, 0.125)  # a book-grade proxy is keyed by its training data
+    config = panel.proxy_config(cell, 0.125, data.train)
+    assert config["model_config"]["train_steps"] == int(np.ceil(0.125 * 10_000))
+    with pytest.raises(ValueError, match="cache"):
+        panel.run_panel([cell], cache=None, proxies=True)
+    cells = panel.panel_cells(["toy"], ["VAE"], (0, 1), profile="book")
+    with pytest.raises(ValueError, match="kernels"):
+        panel.run_panel(cells, proxies=False, kernels=["no such kernel"], log=lambda text: None)
+    results = panel.run_panel(cells, cache=None, proxies=False, score_cache=False, jobs=1,
+                              kernels=["Gaussian (NN-dist)", "Quantise (stats)"],
+                              log=lambda text: None)
+    assert results["seconds"]["trained_now"] == 0
+    assert results["profile"] == "book" and results["report_seeds"] == [1]
+    kinds = {r["kernel"]: r["kind"] for r in results["leaderboard"]}
+    assert kinds[panel.CEILING] == kinds[panel.SPLIT_HALF] == "reference"
+    assert kinds["Gaussian (NN-dist)"] == "kernel" and "routed" in kinds.values()
+    assert all(r["n"] == 1 for r in results["leaderboard"])
+    assert results["models"]["VAE"]["short"] == "VAE"
+    text = panel.format_leaderboard(results["leaderboard"], {"VAE": "VAE"})
+    assert max(len(line) for line in text.splitlines()) <= 88
+
+
+def test_markdown_leaderboard_says_how_each_kernel_was_obtained():
+    base = {"n": 2, "pearson": 0.5, "inside_pearson": 0.4, "ef": 0.1, "ef_ceiling": 0.7,
+            "pm_pass": None, "pearson_ci": [0.3, 0.6], "inside_pearson_ci": None, "ef_ci": None,
+            "per_model": {"VAE": {"pearson": 0.5, "inside_pearson": 0.4, "ef": 0.1}}}
+    table = [{**base, "kernel": "a", "kind": "kernel", "before_training": True,
+              "cost_fraction": None},
+             {**base, "kernel": "b", "kind": "kernel", "before_training": False,
+              "cost_fraction": 0.125}]
+    text = panel.markdown_leaderboard(table, {"VAE": "VAE"})
+    assert "| a | before training |" in text and "| b | cheap proxy (0.125 cost) |" in text
+    assert "0.50 [0.30, 0.60]" in text

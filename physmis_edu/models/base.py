@@ -122,6 +122,11 @@ class GenerativeModel:
 
     name = "model"
     supports_inpaint = False
+    # A short name for tables, and the seconds of a book-grade run of the store relative to
+    # DiffusionMLP's (1 CPU thread, logistic map, L = 16; benchmarks/README.md): how the panel
+    # schedules slow classes first and what a cheap proxy saves.
+    short_name = "model"
+    relative_cost = 1.0
     # Hyper-parameters per run profile; subclasses fill this in.
     PROFILE_CONFIGS = {}
     _RUNTIME_FIELDS = ("device", "progress")

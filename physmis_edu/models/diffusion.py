@@ -164,6 +164,8 @@ class DiffusionUNet(_Diffusion):
     dim_mults: tuple = (1, 2, 4)
 
     name = "diffusion (U-Net)"
+    short_name = "U-Net"
+    relative_cost = 2.4
     PROFILE_CONFIGS = {
         "ci": {**_COMMON["ci"], "dim": 16, "dim_mults": (1, 2), "train_steps": 800, "batch_size": 128},
         "cpu": {**_COMMON["cpu"], "dim": 24, "dim_mults": (1, 2), "train_steps": 1500},
@@ -198,6 +200,8 @@ class DiffusionMLP(_Diffusion):
     layers: int = 3
 
     name = "diffusion (MLP)"
+    short_name = "MLP diff"
+    relative_cost = 1.0
     PROFILE_CONFIGS = {
         "ci": {**_COMMON["ci"], "hidden": 256, "layers": 3},
         "cpu": {**_COMMON["cpu"], "hidden": 384, "layers": 3},

@@ -111,6 +111,8 @@ class Transformer(GenerativeModel):
     heads: int = 4
 
     name = "Transformer"
+    short_name = "GPT"
+    relative_cost = 0.9
     supports_inpaint = True
     PROFILE_CONFIGS = {
         "ci": dict(train_steps=500, batch_size=128, lr=3e-3, bins=64, width=48, layers=2, heads=4),

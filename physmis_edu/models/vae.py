@@ -63,6 +63,8 @@ class VAE(GenerativeModel):
     decode_noise: bool = False
 
     name = "VAE"
+    short_name = "VAE"
+    relative_cost = 0.45
     PROFILE_CONFIGS = {
         "ci": dict(train_steps=1500, batch_size=256, lr=2e-3, hidden=256, layers=2, latent=8),
         "cpu": dict(train_steps=3000, batch_size=256, lr=1e-3, hidden=384, layers=3, latent=16),
