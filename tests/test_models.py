@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from physmis_edu import metrics  # noqa: E402
-from physmis_edu.models import (MODELS, VAE, DiffusionMLP, DiffusionUNet, GenerativeModel,  # noqa: E402
+from physmis_edu.models import (MODELS, VAE, DiffusionMLP, GenerativeModel,  # noqa: E402
                                 NotFittedError, Transformer, default_config, load)
 from physmis_edu.tasks import LogisticMap  # noqa: E402
 

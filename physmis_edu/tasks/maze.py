@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import (as_rng, check_positive, check_positive_int, check_range,
-                           check_trajectories, check_values)
+from .._validation import (as_rng, check_positive, check_positive_int, check_trajectories,
+                           check_values)
 from .base import Prior, Recovery, Task
 
 # The three layouts of the maze2d benchmark of D4RL (Fu et al. 2020, "D4RL: Datasets for Deep
