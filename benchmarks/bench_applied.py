@@ -37,7 +37,8 @@ def main():
         seconds, ds = best_of(args.repeat, lambda: task.sample_episodes(args.maze_n, rng=0))
         rel = (ds.true_distance - ds.c) / ds.true_distance
         print(f"  {maze:6s} [{task.lo:g}, {task.hi:g}] cells: {seconds:6.2f} s, "
-              f"{ds.n_proposed} proposed, acceptance {ds.acceptance_rate:.2f}, timeouts {ds.n_timeouts}, "
+              f"{ds.n_proposed} proposed, acceptance {ds.acceptance_rate:.2f}, "
+              f"timeouts {ds.n_timeouts}, "
               f"resampling error of distance max {rel.max():.2e}")
 
     for representation in ("sincos", "angles"):
@@ -45,7 +46,8 @@ def main():
         c = task.prior.sample(args.pendulum_n, rng=0)
         seconds, x = best_of(args.repeat, lambda: task.generate(c, rng=0))
         rel = np.abs(task.measure(x) - c) / c
-        print(f"pendulum ({representation}, d={task.channels}): {args.pendulum_n} trajectories of {task.length} frames "
+        print(f"pendulum ({representation}, d={task.channels}): "
+              f"{args.pendulum_n} trajectories of {task.length} frames "
               f"({(task.length - 1) * task.stride} RK4 steps of {task.dt} s): {seconds:6.2f} s; "
               f"recovery relative error median {np.median(rel):.1e}, max {rel.max():.1e}")
 
@@ -57,8 +59,8 @@ def main():
           f"max {(np.abs(e - e[:, :1]).max(axis=1) / e[:, 0]).max():.1e}")
     energies = np.array([2.0, 10.0, 20.0, 30.0, 40.0])
     seconds, lam = best_of(1, lambda: task.finite_time_lyapunov(energies, rng=2))
-    print(f"pendulum finite-time Lyapunov exponent (1/s, 10 s, 8 starts each) at E = {energies.tolist()}: "
-          f"{np.round(lam, 2).tolist()} ({seconds:.2f} s)")
+    print(f"pendulum finite-time Lyapunov exponent (1/s, 10 s, 8 starts each) "
+          f"at E = {energies.tolist()}: {np.round(lam, 2).tolist()} ({seconds:.2f} s)")
 
 
 if __name__ == "__main__":

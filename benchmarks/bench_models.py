@@ -67,7 +67,8 @@ def run_one(name: str, profile: str, n_train: int, n_sample: int, device: str | 
         "model": name, "profile": profile, "device": str(model.device_), "threads": threads,
         "params": model.n_parameters, "train_steps": model.train_steps, "fit_s": fit_s,
         "steps_per_s": model.train_steps / fit_s, "samples_per_s": n_sample / sample_s,
-        "peak_mib": (torch.cuda.max_memory_allocated(model.device_) / 2**20) if on_cuda else _rss_mib(),
+        "peak_mib": ((torch.cuda.max_memory_allocated(model.device_) / 2**20) if on_cuda
+                     else _rss_mib()),
         "growth_mib": None if on_cuda else _rss_mib() - base_rss,
         "memory": "cuda allocated" if on_cuda else "cpu rss",
         "tv": report.tv, "null_tv99": report.null_tv99, "w1": report.w1,
@@ -77,8 +78,8 @@ def run_one(name: str, profile: str, n_train: int, n_sample: int, device: str | 
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("| model | profile | device | params | fit s | steps/s | samples/s | peak MiB (growth) "
-            "| TV | null99 | TV/null99 | W1 | out of support | failed |")
+    head = ("| model | profile | device | params | fit s | steps/s | samples/s "
+            "| peak MiB (growth) | TV | null99 | TV/null99 | W1 | out of support | failed |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if "error" in r:
@@ -86,10 +87,11 @@ def format_table(rows: list[dict]) -> str:
             continue
         growth = "" if r["growth_mib"] is None else f" ({r['growth_mib']:.0f})"
         lines.append(
-            f"| {r['model']} | {r['profile']} | {r['device']} | {r['params']:,} | {r['fit_s']:.1f} | "
-            f"{r['steps_per_s']:.1f} | {r['samples_per_s']:.0f} | {r['peak_mib']:.0f}{growth} | "
-            f"{r['tv']:.3f} | {r['null_tv99']:.3f} | {r['tv'] / r['null_tv99']:.0f}x | {r['w1']:.3f} | "
-            f"{100 * r['out_of_support']:.1f}% | {r['n_failed']} |")
+            f"| {r['model']} | {r['profile']} | {r['device']} | {r['params']:,} "
+            f"| {r['fit_s']:.1f} | {r['steps_per_s']:.1f} | {r['samples_per_s']:.0f} "
+            f"| {r['peak_mib']:.0f}{growth} | {r['tv']:.3f} | {r['null_tv99']:.3f} "
+            f"| {r['tv'] / r['null_tv99']:.0f}x | {r['w1']:.3f} "
+            f"| {100 * r['out_of_support']:.1f}% | {r['n_failed']} |")
     return "\n".join(lines)
 
 
@@ -99,23 +101,26 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-sample", type=int, default=10_000)
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: resolve_device)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: resolve_device)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-isolate", action="store_true", help="run in this process (peak memory then accumulates)")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="run in this process (peak memory then accumulates)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:
-        print(json.dumps(run_one(args.models[0], args.profile[0], args.n_train, args.n_sample, args.device,
-                                 args.threads, args.seed)))
+        print(json.dumps(run_one(args.models[0], args.profile[0], args.n_train, args.n_sample,
+                                 args.device, args.threads, args.seed)))
         return 0
 
     rows = []
     for profile in args.profile:
         for name in args.models:
             if args.no_isolate:
-                row = run_one(name, profile, args.n_train, args.n_sample, args.device, args.threads, args.seed)
+                row = run_one(name, profile, args.n_train, args.n_sample, args.device,
+                              args.threads, args.seed)
             else:
                 cmd = [sys.executable, __file__, "--one", "--models", name, "--profile", profile,
                        "--n-train", str(args.n_train), "--n-sample", str(args.n_sample),
@@ -124,12 +129,14 @@ def main(argv=None) -> int:
                     cmd += ["--device", args.device]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
-                    row = {"model": name, "profile": profile, "error": done.stderr.strip().splitlines()[-1:]}
+                    row = {"model": name, "profile": profile,
+                           "error": done.stderr.strip().splitlines()[-1:]}
                 else:
                     row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"done: {name} [{profile}]", file=sys.stderr, flush=True)
-    print(f"logistic map, L=32, n_train={args.n_train}, n_sample={args.n_sample}, torch threads={args.threads}")
+    print(f"logistic map, L=32, n_train={args.n_train}, n_sample={args.n_sample}, "
+          f"torch threads={args.threads}")
     print(format_table(rows))
     return 0
 
