@@ -12,7 +12,8 @@ from .diffusion import CosineSchedule, DiffusionMLP, DiffusionUNet
 from .transformer import Transformer
 from .vae import VAE
 
-MODELS = {"DiffusionUNet": DiffusionUNet, "DiffusionMLP": DiffusionMLP, "Transformer": Transformer, "VAE": VAE}
+MODELS = {"DiffusionUNet": DiffusionUNet, "DiffusionMLP": DiffusionMLP,
+          "Transformer": Transformer, "VAE": VAE}
 
-__all__ = ["GenerativeModel", "NotFittedError", "default_config", "load", "model_classes", "CosineSchedule",
-           "DiffusionUNet", "DiffusionMLP", "Transformer", "VAE", "MODELS"]
+__all__ = ["GenerativeModel", "NotFittedError", "default_config", "load", "model_classes",
+           "CosineSchedule", "DiffusionUNet", "DiffusionMLP", "Transformer", "VAE", "MODELS"]

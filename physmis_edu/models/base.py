@@ -41,7 +41,9 @@ _FORMAT = 2  # 2: a SHA-256 checksum of the tensors; format 1 files (no checksum
 
 
 class _CheckpointError(Exception):
-    """Why a file is not an intact checkpoint; ``GenerativeModel.load`` wraps it in a ValueError."""
+    """Why a file is not an intact checkpoint;
+    ``GenerativeModel.load`` wraps it in a ValueError.
+    """
 
 
 def _checksum(state: dict, *tensors) -> str:
@@ -78,9 +80,12 @@ def _progress_enabled(progress: bool | None) -> bool | None:
 
 
 def _warmup_cosine(step: int, steps: int) -> float:
-    """Learning-rate factor: linear warm-up over the first 10% (at most 100 steps), then cosine from 1 to 0.1."""
+    """Learning-rate factor: linear warm-up over the first 10% (at most 100 steps),
+    then cosine from 1 to 0.1.
+    """
     warmup = max(1, min(100, steps // 10))
-    return min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+    return min(1.0, (step + 1) / warmup) * (
+        0.1 + 0.45 * (1 + math.cos(math.pi * min(step, steps) / steps)))
 
 
 @dataclass(eq=False, kw_only=True)
@@ -103,7 +108,8 @@ class GenerativeModel:
         Seeds weights, batches and training noise; ``sample`` draws its default
         randomness from a generator seeded with it too.
     device : str or None
-        ``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``None`` (see :func:`physmis_edu.runtime.resolve_device`).
+        ``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``None``
+        (see :func:`physmis_edu.runtime.resolve_device`).
     progress : bool or None
         Progress bar during ``fit``; ``None`` shows it only in an interactive session.
 
@@ -152,7 +158,9 @@ class GenerativeModel:
 
     # -- configuration -------------------------------------------------------
     def get_config(self) -> dict:
-        """Hyper-parameters as a JSON-able dict (what ``save`` stores and ``load`` rebuilds from)."""
+        """Hyper-parameters as a JSON-able dict
+        (what ``save`` stores and ``load`` rebuilds from).
+        """
         config = {}
         for f in fields(self):
             if f.name in self._RUNTIME_FIELDS:
@@ -163,7 +171,9 @@ class GenerativeModel:
 
     @classmethod
     def for_profile(cls, profile: str | None = None, **overrides) -> "GenerativeModel":
-        """A model sized for a run profile (``'ci'``, ``'cpu'``, ``'gpu'``; ``None``: the current one), with overrides."""
+        """A model sized for a run profile (``'ci'``, ``'cpu'``, ``'gpu'``; ``None``:
+        the current one), with overrides.
+        """
         return cls(**{**default_config(cls.__name__, profile), **overrides})
 
     # -- subclass hooks --------------------------------------------------------
@@ -172,14 +182,19 @@ class GenerativeModel:
         raise NotImplementedError(self._abstract("_build"))
 
     def _prepare(self, x: torch.Tensor) -> None:
-        """Set data-dependent buffers of ``net_`` from the normalised training set (default: none)."""
+        """Set data-dependent buffers of ``net_`` from the normalised training set
+        (default: none).
+        """
 
-    def _loss(self, x: torch.Tensor, cond: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
+    def _loss(self, x: torch.Tensor, cond: torch.Tensor | None,
+              gen: torch.Generator) -> torch.Tensor:
         """Scalar training loss on a normalised batch ``(b, L, d)``."""
         raise NotImplementedError(self._abstract("_loss"))
 
     def _generate(self, n: int, cond, pin, gen: torch.Generator) -> torch.Tensor:
-        """``n`` normalised trajectories; ``pin`` is ``None`` or ``(mask, values)`` normalised tensors."""
+        """``n`` normalised trajectories;
+        ``pin`` is ``None`` or ``(mask, values)`` normalised tensors.
+        """
         raise NotImplementedError(self._abstract("_generate"))
 
     def _abstract(self, hook: str) -> str:
@@ -209,13 +224,14 @@ class GenerativeModel:
                 from err
         channels = self.x_mean_.shape[-1]
         if arr.ndim == 0 or arr.shape[-1] != channels:
-            raise ValueError(f"{name} must have the fitted d={channels} channels on its last axis; "
-                             f"got shape {arr.shape}")
+            raise ValueError(f"{name} must have the fitted d={channels} channels on its last "
+                             f"axis; got shape {arr.shape}")
         return arr
 
     # -- training ------------------------------------------------------------------
     def fit(self, x, cond=None, callback=None, callback_steps=()) -> "GenerativeModel":
-        """Train on trajectories ``x`` of shape ``(n, L, d)``; ``cond`` (n,) makes the model conditional.
+        """Train on trajectories ``x`` of shape ``(n, L, d)``;
+        ``cond`` (n,) makes the model conditional.
 
         Introduced in Chapter 5. Returns ``self``. Refitting starts from fresh weights.
         ``callback(model, step)`` is called after each optimiser step listed in ``callback_steps``
@@ -244,7 +260,8 @@ class GenerativeModel:
             net = self._build(length, channels)
         self.net_ = net.to(dev)
         data = torch.as_tensor(self.normalise(x), dtype=torch.float32, device=dev)
-        cdata = None if cond is None else torch.as_tensor(self._normalise_cond(cond), dtype=torch.float32, device=dev)
+        cdata = (None if cond is None
+                 else torch.as_tensor(self._normalise_cond(cond), dtype=torch.float32, device=dev))
         self._prepare(data)
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
@@ -291,13 +308,17 @@ class GenerativeModel:
         steps = [check_positive_int(s, "callback_steps") for s in callback_steps]
         bad = [s for s in steps if s > self.train_steps]
         if bad:
-            raise ValueError(f"callback_steps must lie in [1, train_steps={self.train_steps}]; got {bad}")
+            raise ValueError(f"callback_steps must lie in [1, train_steps={self.train_steps}]; "
+                             f"got {bad}")
         if steps and not callable(callback):
-            raise ValueError(f"callback must be callable when callback_steps is given; got {callback!r}")
+            raise ValueError(f"callback must be callable when callback_steps is given; "
+                             f"got {callback!r}")
         return frozenset(steps)
 
     def _amp(self):
-        """Mixed precision on CUDA only (bf16 when supported, else fp16 with loss scaling); plain fp32 on the CPU."""
+        """Mixed precision on CUDA only (bf16 when supported,
+        else fp16 with loss scaling); plain fp32 on the CPU.
+        """
         if self.device_.type != "cuda":
             return contextlib.nullcontext(), torch.amp.GradScaler("cpu", enabled=False)
         bf16 = torch.cuda.is_bf16_supported()
@@ -309,11 +330,14 @@ class GenerativeModel:
         """Draw ``n`` trajectories: float32 numpy ``(n, L, d)`` in data units.
 
         Introduced in Chapter 5.
-        ``cond``: controls ``(n,)`` (or one scalar for all), required exactly when the model was fit with ``cond``.
-        ``inpaint``: ``(mask, values)`` broadcastable to ``(n, L, d)``; where ``mask`` is true the output
-        equals ``values`` exactly (only models with ``supports_inpaint``).
-        ``rng``: ``None`` (the model's own generator, seeded by ``seed``), an int seed or a numpy ``Generator``.
-        Sampling runs in float32 even on CUDA: mixed precision would add its own error to the trajectories.
+        ``cond``: controls ``(n,)`` (or one scalar for all),
+        required exactly when the model was fit with ``cond``.
+        ``inpaint``: ``(mask, values)`` broadcastable to ``(n, L, d)``; where ``mask`` is true the
+        output equals ``values`` exactly (only models with ``supports_inpaint``).
+        ``rng``: ``None`` (the model's own generator, seeded by ``seed``),
+        an int seed or a numpy ``Generator``.
+        Sampling runs in float32 even on CUDA:
+        mixed precision would add its own error to the trajectories.
         """
         self._check_fitted()
         n = check_positive_int(n, "n")
@@ -334,7 +358,8 @@ class GenerativeModel:
                 if pin is not None:
                     mask, values = pin[0][start:stop], pin[1][start:stop]
                     p = (torch.as_tensor(mask.copy(), device=dev),
-                         torch.as_tensor(np.where(mask, self.normalise(values), 0.0), dtype=torch.float32, device=dev))
+                         torch.as_tensor(np.where(mask, self.normalise(values), 0.0),
+                                         dtype=torch.float32, device=dev))
                 z = self._generate(stop - start, c, p, gen)
                 chunks.append(z.float().cpu().numpy())
         out = self.denormalise(np.concatenate(chunks)).astype(np.float32)
@@ -345,9 +370,11 @@ class GenerativeModel:
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write config, normalisation and ``state_dict`` (tensors and plain types only) to ``path``.
+        """Write config, normalisation and ``state_dict``
+        (tensors and plain types only) to ``path``.
 
-        Introduced in Chapter 5. Read back with :meth:`load`, which uses ``torch.load(weights_only=True)``.
+        Introduced in Chapter 5. Read back with :meth:`load`,
+        which uses ``torch.load(weights_only=True)``.
         The file is written to a temporary file in the same folder and then renamed over ``path``,
         so an interrupted save leaves any previous checkpoint intact. It records a SHA-256 checksum
         of its tensors, which :meth:`load` verifies.
@@ -375,7 +402,8 @@ class GenerativeModel:
     def load(cls, path, device=None, progress: bool | None = None) -> "GenerativeModel":
         """Rebuild a model written by :meth:`save` (on ``device``; ``None`` resolves as usual).
 
-        Introduced in Chapter 5. Called on :class:`GenerativeModel` it returns whichever class was saved.
+        Introduced in Chapter 5. Called on :class:`GenerativeModel` it returns
+        whichever class was saved.
         Any file that is not an intact checkpoint (empty, truncated, random bytes, another format,
         edited tensors or shapes) raises one ``ValueError`` that names the file and what is wrong;
         a missing file raises ``FileNotFoundError``.
@@ -439,7 +467,8 @@ class GenerativeModel:
     # -- checks ------------------------------------------------------------------------------
     def _check_fitted(self):
         if self.net_ is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(x) before sample/save")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; "
+                                 "call fit(x) before sample/save")
 
     def _normalise_cond(self, cond: np.ndarray) -> np.ndarray:
         return (cond - self.cond_mean_) / self.cond_std_
@@ -450,13 +479,15 @@ class GenerativeModel:
             return None
         c = check_values(cond, name)
         if c.shape != (n,):
-            raise ValueError(f"{name} must have shape (n,) = ({n},), one control per trajectory; got {c.shape}")
+            raise ValueError(f"{name} must have shape (n,) = ({n},), one control per trajectory; "
+                             f"got {c.shape}")
         return c
 
     def _check_sample_cond(self, cond, n: int) -> np.ndarray | None:
         if not self.conditional_:
             if cond is not None:
-                raise ValueError("cond was given but this model was fit without cond (unconditional)")
+                raise ValueError("cond was given but this model was fit without cond "
+                                 "(unconditional)")
             return None
         if cond is None:
             raise ValueError("this model was fit with cond; pass cond (n,) or a scalar to sample")
@@ -468,15 +499,18 @@ class GenerativeModel:
         if inpaint is None:
             return None
         if not self.supports_inpaint:
-            raise ValueError(f"{type(self).__name__} does not support inpaint; use a diffusion model or the Transformer")
+            raise ValueError(f"{type(self).__name__} does not support inpaint; "
+                             "use a diffusion model or the Transformer")
         if not (isinstance(inpaint, (tuple, list)) and len(inpaint) == 2):
-            raise ValueError("inpaint must be a pair (mask, values), each broadcastable to (n, L, d)")
+            raise ValueError("inpaint must be a pair (mask, values), "
+                             "each broadcastable to (n, L, d)")
         shape = (n, *self.shape_)
         try:
             mask = np.broadcast_to(np.asarray(inpaint[0]), shape)
             values = np.broadcast_to(np.asarray(inpaint[1], dtype=np.float64), shape)
         except ValueError as err:
-            raise ValueError(f"inpaint mask and values must broadcast to (n, L, d) = {shape}") from err
+            raise ValueError(
+                f"inpaint mask and values must broadcast to (n, L, d) = {shape}") from err
         if mask.dtype != bool:
             raise ValueError(f"inpaint mask must be boolean; got dtype {mask.dtype}")
         if not np.isfinite(values[mask]).all():
@@ -487,7 +521,8 @@ class GenerativeModel:
 def default_config(model_name: str, profile: str | None = None) -> dict:
     """Hyper-parameters of a model class (by class name) for a run profile (Chapter 5).
 
-    ``profile`` is ``'ci'``, ``'cpu'`` or ``'gpu'``; ``None`` uses :func:`physmis_edu.runtime.resolve_profile`.
+    ``profile`` is ``'ci'``, ``'cpu'`` or ``'gpu'``;
+    ``None`` uses :func:`physmis_edu.runtime.resolve_profile`.
     """
     if model_name not in _REGISTRY:
         raise ValueError(f"model_name must be one of {sorted(_REGISTRY)}; got {model_name!r}")

@@ -56,7 +56,9 @@ class CosineSchedule(nn.Module):
 
 
 class DiffusionNet(nn.Module):
-    """A denoiser and its schedule in one module, so that ``.to(device)`` moves both (Chapter 5)."""
+    """A denoiser and its schedule in one module,
+    so that ``.to(device)`` moves both (Chapter 5).
+    """
 
     def __init__(self, denoiser: nn.Module, steps: int, channels: int):
         super().__init__()
@@ -88,7 +90,8 @@ class _Diffusion(GenerativeModel):
 
     def __post_init__(self):
         super().__post_init__()
-        self.diffusion_steps = check_positive_int(self.diffusion_steps, "diffusion_steps", minimum=2)
+        self.diffusion_steps = check_positive_int(self.diffusion_steps, "diffusion_steps",
+                                                  minimum=2)
         if self.predict not in ("x0", "eps"):
             raise ValueError(f"predict must be 'x0' or 'eps'; got {self.predict!r}")
         if not isinstance(self.clip_x0, bool):
@@ -138,7 +141,8 @@ class _Diffusion(GenerativeModel):
             x = x + sched.posterior_std[step] * torch.randn(shape, generator=gen, device=dev)
             if pin is not None:
                 noise = torch.randn(shape, generator=gen, device=dev)
-                known = sched.abar_prev[step].sqrt() * pin[1] + (1 - sched.abar_prev[step]).sqrt() * noise
+                known = (sched.abar_prev[step].sqrt() * pin[1]
+                         + (1 - sched.abar_prev[step]).sqrt() * noise)
                 x = torch.where(pin[0], known, x)
         return x
 
@@ -167,7 +171,8 @@ class DiffusionUNet(_Diffusion):
     short_name = "U-Net"
     relative_cost = 2.4
     PROFILE_CONFIGS = {
-        "ci": {**_COMMON["ci"], "dim": 16, "dim_mults": (1, 2), "train_steps": 800, "batch_size": 128},
+        "ci": {**_COMMON["ci"], "dim": 16, "dim_mults": (1, 2), "train_steps": 800,
+               "batch_size": 128},
         "cpu": {**_COMMON["cpu"], "dim": 24, "dim_mults": (1, 2), "train_steps": 1500},
         "gpu": {**_COMMON["gpu"], "dim": 64, "dim_mults": (1, 2, 4)},
     }
@@ -180,7 +185,8 @@ class DiffusionUNet(_Diffusion):
                              f"e.g. (1, 2); got {self.dim_mults!r}")
         mults = tuple(self.dim_mults)
         if not mults or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in mults):
-            raise ValueError(f"dim_mults must be a non-empty sequence of positive integers; got {self.dim_mults!r}")
+            raise ValueError(f"dim_mults must be a non-empty sequence of positive integers; "
+                             f"got {self.dim_mults!r}")
         self.dim_mults = mults
 
     def _denoiser(self, length, channels):
@@ -214,4 +220,5 @@ class DiffusionMLP(_Diffusion):
         self.layers = check_positive_int(self.layers, "layers")
 
     def _denoiser(self, length, channels):
-        return MLPDenoiser(length, channels, self.hidden, self.layers, conditional=self.conditional_)
+        return MLPDenoiser(length, channels, self.hidden, self.layers,
+                           conditional=self.conditional_)

@@ -13,7 +13,9 @@ from .layers import StepEmbedding
 
 
 class MLPDenoiser(nn.Module):
-    """Denoiser ``(x_t, t, cond) -> (b, L, d)``: ``layers`` hidden layers of ``hidden`` units (Chapter 5)."""
+    """Denoiser ``(x_t, t, cond) -> (b, L, d)``:
+    ``layers`` hidden layers of ``hidden`` units (Chapter 5).
+    """
 
     def __init__(self, length: int, channels: int, hidden: int = 256, layers: int = 3,
                  emb_dim: int = 64, conditional: bool = False):
@@ -26,6 +28,7 @@ class MLPDenoiser(nn.Module):
             body += [nn.Linear(a, b), nn.SiLU()]
         self.body = nn.Sequential(*body, nn.Linear(hidden, size))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
         flat = torch.cat([x.flatten(1), self.embed(t, cond)], dim=1)
         return self.body(flat).view_as(x)

@@ -44,7 +44,8 @@ class Block(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.attn = SelfAttention(width, heads)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
+                                 nn.Linear(4 * width, width))
 
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
@@ -83,8 +84,10 @@ class GPT(nn.Module):
         x = tokens.view(tokens.shape[0], -1, self.channels).float()
         return self.value_lo + (x + 0.5) / self.bins * (self.value_hi - self.value_lo)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
-        """Logits ``(b, T, bins)`` for the token after each of ``tokens`` ``(b, T)`` (start token first).
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """Logits ``(b, T, bins)`` for the token after each of ``tokens``
+        ``(b, T)`` (start token first).
 
         ``last_only`` keeps only the last position (``(b, 1, bins)``), all that sampling needs.
         """
@@ -115,9 +118,12 @@ class Transformer(GenerativeModel):
     relative_cost = 0.9
     supports_inpaint = True
     PROFILE_CONFIGS = {
-        "ci": dict(train_steps=500, batch_size=128, lr=3e-3, bins=64, width=48, layers=2, heads=4),
-        "cpu": dict(train_steps=1200, batch_size=128, lr=2e-3, bins=128, width=64, layers=3, heads=4),
-        "gpu": dict(train_steps=8_000, batch_size=256, lr=3e-4, bins=256, width=256, layers=6, heads=8),
+        "ci": dict(train_steps=500, batch_size=128, lr=3e-3,
+                   bins=64, width=48, layers=2, heads=4),
+        "cpu": dict(train_steps=1200, batch_size=128, lr=2e-3,
+                    bins=128, width=64, layers=3, heads=4),
+        "gpu": dict(train_steps=8_000, batch_size=256, lr=3e-4,
+                    bins=256, width=256, layers=6, heads=8),
     }
 
     def __post_init__(self):
@@ -127,10 +133,12 @@ class Transformer(GenerativeModel):
         self.layers = check_positive_int(self.layers, "layers")
         self.heads = check_positive_int(self.heads, "heads")
         if self.width % self.heads:
-            raise ValueError(f"heads must divide width; got width={self.width}, heads={self.heads}")
+            raise ValueError(f"heads must divide width; "
+                             f"got width={self.width}, heads={self.heads}")
 
     def _build(self, length, channels):
-        return GPT(length, channels, self.bins, self.width, self.layers, self.heads, self.conditional_)
+        return GPT(length, channels, self.bins, self.width, self.layers, self.heads,
+                   self.conditional_)
 
     def _prepare(self, x):
         lo, hi = x.amin(dim=(0, 1)), x.amax(dim=(0, 1))
@@ -139,7 +147,8 @@ class Transformer(GenerativeModel):
         self.net_.value_hi.copy_(torch.where(hi > lo, hi, lo + 1.0))
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        start = torch.full((tokens.shape[0], 1), self.net_.start, device=tokens.device, dtype=torch.long)
+        start = torch.full((tokens.shape[0], 1), self.net_.start, device=tokens.device,
+                           dtype=torch.long)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
     def _loss(self, x, cond, gen):

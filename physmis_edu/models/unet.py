@@ -54,7 +54,8 @@ class TemporalUNet(nn.Module):
     zero-padded at the end on the way in and cropped on the way out.
     """
 
-    def __init__(self, channels: int, dim: int = 16, dim_mults=(1, 2, 4), conditional: bool = False):
+    def __init__(self, channels: int, dim: int = 16, dim_mults=(1, 2, 4),
+                 conditional: bool = False):
         super().__init__()
         widths = [channels] + [dim * m for m in dim_mults]
         pairs = list(zip(widths[:-1], widths[1:]))
@@ -76,7 +77,8 @@ class TemporalUNet(nn.Module):
                 nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
         self.final = nn.Sequential(ConvBlock(dim, dim), nn.Conv1d(dim, channels, 1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
         length = x.shape[1]
         h = x.transpose(1, 2)
         pad = (-length) % self.factor

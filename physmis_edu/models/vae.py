@@ -30,7 +30,8 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class VAENet(nn.Module):
     """Encoder, decoder and per-entry log-scale of the likelihood (Chapter 5)."""
 
-    def __init__(self, length: int, channels: int, hidden: int, layers: int, latent: int, conditional: bool):
+    def __init__(self, length: int, channels: int, hidden: int, layers: int, latent: int,
+                 conditional: bool):
         super().__init__()
         size = length * channels
         extra = 1 if conditional else 0
@@ -91,7 +92,8 @@ class VAE(GenerativeModel):
         z = mu + (0.5 * log_var).exp() * torch.randn(mu.shape, generator=gen, device=mu.device)
         mean = net.decode(z, cond).float()
         log_scale = net.log_scale.clamp(min=-7.0)
-        nll = 0.5 * ((flat - mean) / log_scale.exp()) ** 2 + log_scale + 0.5 * math.log(2 * math.pi)
+        nll = (0.5 * ((flat - mean) / log_scale.exp()) ** 2 + log_scale
+               + 0.5 * math.log(2 * math.pi))
         kl = 0.5 * (mu ** 2 + log_var.exp() - 1.0 - log_var)
         # Per trajectory entry, so the learning rate does not depend on L * d.
         return (nll.sum(1) + self.beta * kl.sum(1)).mean() / flat.shape[1]
