@@ -24,7 +24,8 @@ def check_trajectories(x, name: str = "x", *, length: int | None = None,
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a numeric array of shape (n, L, d); got {type(x).__name__}") from err
+        raise ValueError(f"{name} must be a numeric array of shape (n, L, d); "
+                         f"got {type(x).__name__}") from err
     if arr.ndim != 3:
         raise ValueError(f"{name} must have shape (n, L, d) (3 dimensions); got shape {arr.shape}")
     if arr.size == 0 or arr.shape[0] == 0:
@@ -37,7 +38,8 @@ def check_trajectories(x, name: str = "x", *, length: int | None = None,
         if np.isinf(arr).any():
             raise ValueError(f"{name} contains infinite values")
     elif not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values ({int((~np.isfinite(arr)).sum())} entries)")
+        raise ValueError(f"{name} contains NaN or infinite values "
+                         f"({int((~np.isfinite(arr)).sum())} entries)")
     return arr
 
 
@@ -53,7 +55,8 @@ def check_values(v, name: str, *, allow_nan: bool = False) -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"{name} is empty; expected at least one value")
     if np.isinf(arr).any() or (not allow_nan and np.isnan(arr).any()):
-        raise ValueError(f"{name} contains {'infinite' if allow_nan else 'NaN or infinite'} values")
+        raise ValueError(
+            f"{name} contains {'infinite' if allow_nan else 'NaN or infinite'} values")
     return arr
 
 
@@ -143,4 +146,5 @@ def as_rng(rng) -> np.random.Generator:
             raise ValueError("rng must be None, a non-negative integer seed or a "
                              f"numpy.random.Generator; got {rng}")
         return np.random.default_rng(rng)
-    raise ValueError(f"rng must be None, an integer seed or numpy.random.Generator; got {type(rng).__name__}")
+    raise ValueError(f"rng must be None, an integer seed or numpy.random.Generator; "
+                     f"got {type(rng).__name__}")

@@ -54,20 +54,24 @@ def bin_quotas(prior, n: int, bins: int = 20) -> np.ndarray:
 
 def _bin_density_max(prior, edges: np.ndarray, points: int = 65) -> np.ndarray:
     grid = np.linspace(edges[:-1], edges[1:], points, axis=1)  # (bins, points)
-    return np.asarray(prior.density(grid.ravel()), dtype=np.float64).reshape(grid.shape).max(axis=1)
+    return (np.asarray(prior.density(grid.ravel()), dtype=np.float64)
+            .reshape(grid.shape).max(axis=1))
 
 
 def _split_proposal(out):
     x, extras = (out if isinstance(out, tuple) else (out, {}))
     x = np.asarray(x)
     if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"propose(n, rng) must return at least one candidate; got shape {x.shape}")
+        raise ValueError(f"propose(n, rng) must return at least one candidate; "
+                         f"got shape {x.shape}")
     if not isinstance(extras, dict):
-        raise ValueError("propose(n, rng) must return x or a tuple (x, extras) with extras a dict of arrays")
+        raise ValueError("propose(n, rng) must return x or a tuple (x, extras) "
+                         "with extras a dict of arrays")
     extras = {k: np.asarray(v) for k, v in extras.items()}
     for key, value in extras.items():
         if value.ndim < 1 or value.shape[0] != x.shape[0]:
-            raise ValueError(f"extras[{key!r}] must have one row per candidate ({x.shape[0]}); got shape {value.shape}")
+            raise ValueError(f"extras[{key!r}] must have one row per candidate ({x.shape[0]}); "
+                             f"got shape {value.shape}")
     return x, extras
 
 
@@ -83,23 +87,26 @@ def curate(propose, measure, prior, n: int, bins: int = 20, rng=None, batch: int
         that ride along with them, one row per candidate).
     measure : callable ``x -> c``, the recovery ``M`` (``NaN`` for failures; those are rejected).
     prior : the target ``Prior`` (or a ``Task``) on ``[lo, hi]``.
-    n : dataset size. Each of ``bins`` equal bins is filled up to its quota from ``prior.bin_probs``.
+    n : dataset size. Each of ``bins`` equal bins is filled up to its quota from
+        ``prior.bin_probs``.
     batch : candidates proposed per call.
     max_proposals : give up after this many candidates (default ``max(200 n, 20 batch)``).
 
     Within a bin, a candidate of a non-uniform prior is kept with probability
     ``density(c) / max density in its bin``, so the shape inside each bin follows the prior as well
     (exactly when the proposal is flat inside the bin, and to second order otherwise).
-    Candidates are taken in the order proposed and the result is shuffled, so row order says nothing
-    about the bin. Raises ``ValueError`` naming the bins still short after ``max_proposals``,
-    never returns a partial dataset.
+    Candidates are taken in the order proposed and the result is shuffled, so row order says
+    nothing about the bin. Raises ``ValueError`` naming the bins still short after
+    ``max_proposals``, never returns a partial dataset.
     """
     if not callable(propose) or not callable(measure):
-        raise ValueError("propose and measure must be callables: propose(m, rng) -> x, measure(x) -> c")
+        raise ValueError("propose and measure must be callables: "
+                         "propose(m, rng) -> x, measure(x) -> c")
     prior = as_prior(prior)
     n = check_positive_int(n, "n")
     batch = check_positive_int(batch, "batch")
-    max_proposals = max(200 * n, 20 * batch) if max_proposals is None else check_positive_int(max_proposals, "max_proposals")
+    max_proposals = (max(200 * n, 20 * batch) if max_proposals is None
+                     else check_positive_int(max_proposals, "max_proposals"))
     rng = as_rng(rng)
     edges = bin_edges(prior.lo, prior.hi, bins)
     need = bin_quotas(prior, n, bins)
@@ -110,7 +117,8 @@ def curate(propose, measure, prior, n: int, bins: int = 20, rng=None, batch: int
         x, extras = _split_proposal(propose(min(batch, max_proposals - n_proposed), rng))
         c = np.asarray(measure(x), dtype=np.float64)
         if c.shape != (x.shape[0],):
-            raise ValueError(f"measure(x) must return one value per candidate, shape ({x.shape[0]},); got {c.shape}")
+            raise ValueError(f"measure(x) must return one value per candidate, "
+                             f"shape ({x.shape[0]},); got {c.shape}")
         n_proposed += x.shape[0]
         ok = np.isfinite(c) & (c >= prior.lo) & (c <= prior.hi)
         idx = np.full(c.shape, -1)
@@ -133,9 +141,11 @@ def curate(propose, measure, prior, n: int, bins: int = 20, rng=None, batch: int
     if need.any():
         short = np.flatnonzero(need)
         quotas = bin_quotas(prior, n, bins)
-        named = ", ".join(f"[{edges[b]:.4g}, {edges[b + 1]:.4g}) has {quotas[b] - need[b]}/{quotas[b]}" for b in short[:10])
+        named = ", ".join(f"[{edges[b]:.4g}, {edges[b + 1]:.4g}) "
+                          f"has {quotas[b] - need[b]}/{quotas[b]}" for b in short[:10])
         more = f" and {short.size - 10} more" if short.size > 10 else ""
-        raise ValueError(f"curate: after {n_proposed} proposals {short.size} bins are still short: {named}{more}. "
+        raise ValueError(f"curate: after {n_proposed} proposals {short.size} bins are still "
+                         f"short: {named}{more}. "
                          f"The proposal rarely reaches them; widen it or raise max_proposals.")
     order = rng.permutation(n)
     x = np.concatenate(kept_x)[order]

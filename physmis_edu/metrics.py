@@ -43,7 +43,8 @@ def as_prior(prior):
     inner = getattr(prior, "prior", None)
     if inner is not None and hasattr(inner, "bin_probs"):
         return inner
-    raise ValueError(f"prior must be a physmis_edu.tasks.Prior (or a Task); got {type(prior).__name__}")
+    raise ValueError(f"prior must be a physmis_edu.tasks.Prior (or a Task); "
+                     f"got {type(prior).__name__}")
 
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +88,9 @@ def bin_edges(lo: float, hi: float, bins: int = 20) -> np.ndarray:
 
 
 def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Index into ``[underflow, bin_1..bin_B, overflow]`` for finite ``values``; ``hi`` itself is in the last bin."""
+    """Index into ``[underflow, bin_1..bin_B, overflow]`` for finite ``values``;
+    ``hi`` itself is in the last bin.
+    """
     bins = edges.size - 1
     inside = np.searchsorted(edges, values, side="right")  # 0 below lo, B+1 above hi
     inside[values == edges[-1]] = bins
@@ -135,8 +138,9 @@ class Histogram:
         return self.n_failed / self.n_total
 
     def __repr__(self) -> str:
-        return (f"Histogram(bins={self.bins} on [{self.edges[0]:g}, {self.edges[-1]:g}], n={self.n_total}, "
-                f"failed={self.n_failed}, out_of_support={self.out_of_support:.3g})")
+        return (f"Histogram(bins={self.bins} on [{self.edges[0]:g}, {self.edges[-1]:g}], "
+                f"n={self.n_total}, failed={self.n_failed}, "
+                f"out_of_support={self.out_of_support:.3g})")
 
 
 def recovered_histogram(values, lo: float, hi: float, bins: int = 20) -> Histogram:
@@ -155,7 +159,9 @@ def recovered_histogram(values, lo: float, hi: float, bins: int = 20) -> Histogr
 
 
 def prior_probs(prior, bins: int = 20) -> np.ndarray:
-    """The prior's probability per bin, shape ``(bins + 2,)``, zero in the overflow bins (Chapter 1)."""
+    """The prior's probability per bin, shape ``(bins + 2,)``,
+    zero in the overflow bins (Chapter 1).
+    """
     prior = as_prior(prior)
     edges = bin_edges(prior.lo, prior.hi, bins)
     inside = np.asarray(prior.bin_probs(edges), dtype=np.float64)
@@ -179,7 +185,9 @@ def _check_pair(p, q) -> tuple[np.ndarray, np.ndarray]:
 
 
 def total_variation(p, q) -> float:
-    """``TV(p, q) = 0.5 * sum |p - q|`` over all bins, overflow bins included; in ``[0, 1]`` (Chapter 1)."""
+    """``TV(p, q) = 0.5 * sum |p - q|`` over all bins, overflow bins included;
+    in ``[0, 1]`` (Chapter 1).
+    """
     p, q = _check_pair(p, q)
     return float(0.5 * np.abs(p - q).sum())
 
@@ -200,7 +208,9 @@ def jensen_shannon(p, q) -> float:
 
 
 def shift(p, q) -> np.ndarray:
-    """Signed per-bin shift ``dq = q - p`` (Chapter 1): positive where the model puts too much mass."""
+    """Signed per-bin shift ``dq = q - p`` (Chapter 1):
+    positive where the model puts too much mass.
+    """
     p, q = _check_pair(p, q)
     return q - p
 
@@ -248,13 +258,16 @@ def prior_mean(prior) -> float:
 
 
 def _null_probs(prior, n: int, bins: int, n_rep: int, rng) -> np.ndarray:
-    # The histogram of N i.i.d. prior draws is Multinomial(N, p): drawing it directly is exact and fast.
+    # The histogram of N i.i.d. prior draws is Multinomial(N, p):
+    # drawing it directly is exact and fast.
     p = prior_probs(prior, bins)
     return rng.multinomial(n, p, size=n_rep) / n
 
 
 def null_tv(prior, n: int, bins: int = 20, n_rep: int = 500, rng=None) -> np.ndarray:
-    """Finite-sample null: ``TV(p, q_N)`` for ``n_rep`` sets of ``n`` fresh prior samples (Chapter 1)."""
+    """Finite-sample null: ``TV(p, q_N)`` for ``n_rep`` sets of ``n`` fresh
+    prior samples (Chapter 1).
+    """
     prior = as_prior(prior)
     n = check_positive_int(n, "n")
     n_rep = check_positive_int(n_rep, "n_rep")
@@ -262,14 +275,16 @@ def null_tv(prior, n: int, bins: int = 20, n_rep: int = 500, rng=None) -> np.nda
     return 0.5 * np.abs(_null_probs(prior, n, bins, n_rep, as_rng(rng)) - p).sum(axis=1)
 
 
-def null_quantile(prior, n: int, bins: int = 20, q: float = 0.99, n_rep: int = 500, rng=None) -> float:
+def null_quantile(prior, n: int, bins: int = 20, q: float = 0.99, n_rep: int = 500,
+                  rng=None) -> float:
     """The ``q`` quantile (default 99th percentile) of :func:`null_tv` (Chapter 1)."""
     q = check_level(q, "q (the quantile level)")
     return float(np.quantile(null_tv(prior, n, bins, n_rep, rng), q))
 
 
 def null_band(prior, n: int, bins: int = 20, level: float = 0.99, n_rep: int = 500, rng=None):
-    """Per-bin envelope ``(lower, upper)`` of ``q_N`` under the null, each of shape ``(bins + 2,)`` (Chapter 1).
+    """Per-bin envelope ``(lower, upper)`` of ``q_N`` under the null,
+    each of shape ``(bins + 2,)`` (Chapter 1).
 
     A bin of a recovered histogram outside this band is unusual for ``n`` true samples.
     """
@@ -327,18 +342,20 @@ def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=
     n_boot = check_positive_int(n_boot, "n_boot")
     level = check_level(level, "level")
     if not callable(statistic):
-        raise ValueError(f"statistic must be a callable taking a 1-D array of values; got {statistic!r}")
+        raise ValueError(f"statistic must be a callable taking a 1-D array of values; "
+                         f"got {statistic!r}")
     if method not in _CI_METHODS:
         raise ValueError(f"method must be one of {_CI_METHODS}; got {method!r}")
     estimate = _scalar_statistic(statistic, values, "on the values themselves")
     rng = as_rng(rng)
-    boot = np.array([statistic(values[rng.integers(0, values.size, values.size)]) for _ in range(n_boot)],
-                    dtype=np.float64)
+    boot = np.array([statistic(values[rng.integers(0, values.size, values.size)])
+                     for _ in range(n_boot)], dtype=np.float64)
     bad = int((~np.isfinite(boot)).sum())
     if bad:
         raise UndefinedIntervalError(
-            f"statistic was not finite on {bad} of {n_boot} resamples (e.g. a resample in which every "
-            "recovery failed); an interval over the others would be conditioned on not drawing them")
+            f"statistic was not finite on {bad} of {n_boot} resamples (e.g. a resample in which "
+            "every recovery failed); an interval over the others would be conditioned on not "
+            "drawing them")
     tail = 0.5 * (1.0 - level)
     if method == "percentile":
         lo, hi = np.quantile(boot, [tail, 1.0 - tail])
@@ -363,10 +380,10 @@ def bootstrap_ci(values, statistic, n_boot: int = 200, level: float = 0.95, rng=
     lo, hi = np.quantile(boot, alpha)
     if not lo <= estimate <= hi:
         raise UndefinedIntervalError(
-            f"the BCa interval [{lo:.4g}, {hi:.4g}] excludes the estimate {estimate:.4g}: its bias "
-            f"correction (z0 = {z0:.2f}) needs the {alpha[0]:.2g} and {alpha[1]:.2g} quantiles, "
-            f"beyond what {n_boot} resamples resolve (a statistic near its floor, such as TV near "
-            "zero drift)")
+            f"the BCa interval [{lo:.4g}, {hi:.4g}] excludes the estimate {estimate:.4g}: "
+            f"its bias correction (z0 = {z0:.2f}) needs the {alpha[0]:.2g} and "
+            f"{alpha[1]:.2g} quantiles, beyond what {n_boot} resamples resolve (a statistic near "
+            "its floor, such as TV near zero drift)")
     return float(lo), float(hi)
 
 
@@ -375,9 +392,11 @@ def _scalar_statistic(statistic, values: np.ndarray, where: str) -> float:
     try:
         out = float(out)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"statistic must return one number; got {type(out).__name__} {where}") from err
+        raise ValueError(f"statistic must return one number; "
+                         f"got {type(out).__name__} {where}") from err
     if not np.isfinite(out):
-        raise UndefinedIntervalError(f"statistic returned {out} {where}; there is nothing to bound")
+        raise UndefinedIntervalError(f"statistic returned {out} {where}; "
+                                     "there is nothing to bound")
     return out
 
 
@@ -393,7 +412,8 @@ def tv_with_failures(p, histogram: Histogram) -> float:
     if not isinstance(histogram, Histogram):
         raise ValueError(f"histogram must be a Histogram; got {type(histogram).__name__}")
     if p.shape != histogram.counts.shape:
-        raise ValueError(f"p must have {histogram.counts.size} bins like the histogram; got {p.size}")
+        raise ValueError(f"p must have {histogram.counts.size} bins like the histogram; "
+                         f"got {p.size}")
     q_all = histogram.counts / histogram.n_total
     return float(0.5 * (np.abs(p - q_all).sum() + histogram.failed_fraction))
 
@@ -458,8 +478,9 @@ class DriftReport:
     def verdict(self) -> str:
         failed = ""
         if self.n_failed:
-            failed = (f"; {self.n_failed} of {self.n} recoveries failed ({self.failed_fraction:.1%}), "
-                      f"counted as misplaced mass (TV with failures {self.tv_failed:.3f})")
+            failed = (f"; {self.n_failed} of {self.n} recoveries failed "
+                      f"({self.failed_fraction:.1%}), counted as misplaced mass "
+                      f"(TV with failures {self.tv_failed:.3f})")
         if not self.significant:
             return "no drift detectable: TV within the finite-sample null" + failed
         if self.tv <= self.null_tv99:
@@ -467,7 +488,8 @@ class DriftReport:
                     f"{self.n_failed} of {self.n} recoveries failed ({self.failed_fraction:.1%}); "
                     f"TV with failures is {self.tv_failed / max(self.null_tv99, 1e-12):.1f}x "
                     "the null's 99th percentile")
-        return f"drift: TV is {self.tv_failed / max(self.null_tv99, 1e-12):.1f}x the null's 99th percentile" + failed
+        return (f"drift: TV is {self.tv_failed / max(self.null_tv99, 1e-12):.1f}x "
+                "the null's 99th percentile" + failed)
 
     @staticmethod
     def _interval(ci, fmt: str) -> str:
@@ -483,19 +505,23 @@ class DriftReport:
         lines = [
             f"drift report on [{self.lo:g}, {self.hi:g}], {self.histogram.bins} bins: n={self.n}, "
             f"failed={self.n_failed} ({pct:.2g}%){reasons}",
-            f"  TV  {self.tv:.4f} {self._interval(self.tv_ci, '.4f')} (95% BCa)  vs null99 {self.null_tv99:.4f}",
+            f"  TV  {self.tv:.4f} {self._interval(self.tv_ci, '.4f')} (95% BCa)  "
+            f"vs null99 {self.null_tv99:.4f}",
             f"  W1  {self.w1:.4g} {self._interval(self.w1_ci, '.4g')}   JS {self.js:.4f} bits   "
             f"out of support {100 * self.out_of_support:.2f}%",
         ]
         for name, note in self.ci_notes.items():
             lines.append(f"  no {name} interval: {note}")
         if self.predicted is not None:
-            lines.append(f"  predicted (n={self.predicted.n_total}, failed={self.predicted.n_failed}): "
-                         f"TV(p, q_hat) {self.predicted_tv:.4f}, out of support {100 * self.predicted.out_of_support:.2f}%")
+            lines.append(f"  predicted (n={self.predicted.n_total}, "
+                         f"failed={self.predicted.n_failed}): "
+                         f"TV(p, q_hat) {self.predicted_tv:.4f}, "
+                         f"out of support {100 * self.predicted.out_of_support:.2f}%")
         lines.append(f"  verdict: {self.verdict}")
         return "\n".join(lines)
 
-    def _repr_pretty_(self, printer, cycle):  # IPython shows the readable block, not the dataclass repr
+    # IPython shows the readable block, not the dataclass repr
+    def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))
 
     def plot(self, ax=None, title: str | None = None):
@@ -511,14 +537,16 @@ class DriftReport:
         return plot_drift(self, ax=ax, title=title)
 
 
-def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 500, n_boot: int = 200,
-                 rng=None, failure_counts: dict | None = None) -> DriftReport:
-    """Compare recovered ``values`` with the prior: TV, W1, JS, shifts, null and bootstrap (Chapter 1).
+def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 500,
+                 n_boot: int = 200, rng=None, failure_counts: dict | None = None) -> DriftReport:
+    """Compare recovered ``values`` with the prior: TV, W1, JS, shifts,
+    null and bootstrap (Chapter 1).
 
     ``values``: recovered controls (``NaN`` for failures; a ``Recovery`` is accepted too, and then
     its failure reasons are reported). ``predicted``: optional recovered values of a kernel
     prediction ``q_hat`` (Chapter 6), shown beside ``q``.
-    The null uses ``N`` = the number of finite values, the sample size the histogram is normalised by.
+    The null uses ``N`` = the number of finite values,
+    the sample size the histogram is normalised by.
     Failed recoveries count against the verdict (see :class:`DriftReport`).
     """
     if hasattr(values, "values") and hasattr(values, "failure_counts"):
@@ -531,7 +559,8 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
     rng = as_rng(rng)
     hist = recovered_histogram(values, prior.lo, prior.hi, bins)
     if hist.n_finite == 0:
-        raise ValueError(f"all {hist.n_total} recoveries failed; there is no recovered distribution to compare")
+        raise ValueError(f"all {hist.n_total} recoveries failed; "
+                         "there is no recovered distribution to compare")
     p = prior_probs(prior, bins)
     q = hist.probs
 
@@ -556,9 +585,11 @@ def drift_report(values, prior, bins: int = 20, predicted=None, n_null: int = 50
     band = (np.quantile(null_draws, 0.005, axis=0), np.quantile(null_draws, 0.995, axis=0))
     pred_hist, pred_tv = None, None
     if predicted is not None:
-        pred_values = check_values(getattr(predicted, "values", predicted), "predicted", allow_nan=True)
+        pred_values = check_values(getattr(predicted, "values", predicted), "predicted",
+                                   allow_nan=True)
         pred_hist = recovered_histogram(pred_values, prior.lo, prior.hi, bins)
-        pred_tv = float(0.5 * np.abs(pred_hist.probs - p).sum()) if pred_hist.n_finite else float("nan")
+        pred_tv = (float(0.5 * np.abs(pred_hist.probs - p).sum()) if pred_hist.n_finite
+                   else float("nan"))
     return DriftReport(
         tv=total_variation(p, q), tv_ci=interval("TV", tv_of),
         w1=w1_of(values), w1_ci=interval("W1", w1_of),
