@@ -34,15 +34,18 @@ def _axes(ax):
 def _draw_support(ax, edges, x, width, prior_probs, band=None):
     steps = np.concatenate([[x[0] - width / 2], x + width / 2])
     if band is not None:
-        ax.fill_between(steps, np.append(band[0], band[0][-1]), np.append(band[1], band[1][-1]), step="post",
-                        color="0.6", alpha=0.35, lw=0, label="null band (99%, same n)")
+        ax.fill_between(steps, np.append(band[0], band[0][-1]), np.append(band[1], band[1][-1]),
+                        step="post", color="0.6", alpha=0.35, lw=0,
+                        label="null band (99%, same n)")
     ax.stairs(prior_probs, steps, color="k", lw=1.5, label="prior p")
     for edge in (edges[0], edges[-1]):
         ax.axvline(edge, color="0.3", lw=0.8, ls=":")
 
 
 def plot_drift(report, ax=None, title: str | None = None):
-    """Plot a :class:`~physmis_edu.metrics.DriftReport`: recovered bars, prior, null band, prediction (Chapter 1)."""
+    """Plot a :class:`~physmis_edu.metrics.DriftReport`: recovered bars, prior,
+    null band, prediction (Chapter 1).
+    """
     if not isinstance(report, DriftReport):
         raise ValueError("report must be a DriftReport (from metrics.drift_report); "
                          f"got {type(report).__name__}")
@@ -50,26 +53,30 @@ def plot_drift(report, ax=None, title: str | None = None):
     hist = report.histogram
     x, width = _bin_positions(hist.edges)
     _draw_support(ax, hist.edges, x, width, report.prior_probs, report.null_band)
-    bars = ax.bar(x, hist.probs, width=0.85 * width, color="C0", alpha=0.75, label=f"recovered q (n={report.n})")
+    bars = ax.bar(x, hist.probs, width=0.85 * width, color="C0", alpha=0.75,
+                  label=f"recovered q (n={report.n})")
     for outer in (bars[0], bars[-1]):
         outer.set_hatch("//")
     if report.predicted is not None:
         steps = np.concatenate([[x[0] - width / 2], x + width / 2])
-        ax.stairs(report.predicted.probs, steps, color="C3", lw=1.8, label="predicted q_hat (kernel)")
+        ax.stairs(report.predicted.probs, steps, color="C3", lw=1.8,
+                  label="predicted q_hat (kernel)")
     ax.set_xlabel("recovered control (hatched: outside [lo, hi])")
     ax.set_ylabel("probability per bin")
     verdict = "drift" if report.significant else "within null"
-    ax.set_title(title or f"TV {report.tv:.3f} vs null99 {report.null_tv99:.3f} ({verdict}); failed {report.n_failed}",
+    ax.set_title(title or f"TV {report.tv:.3f} vs null99 {report.null_tv99:.3f} ({verdict}); "
+                          f"failed {report.n_failed}",
                  fontsize=10)
     ax.legend(fontsize=9, frameon=False)
     return ax
 
 
 def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = True, rng=None):
-    """Step histograms of several sets of recovered values over a prior and its null band (Chapter 1).
+    """Step histograms of several sets of recovered values over a prior and
+    its null band (Chapter 1).
 
-    ``values_by_label`` maps a legend label to recovered values (``NaN`` = failure, counted in the label);
-    a single array is labelled ``'data'``.
+    ``values_by_label`` maps a legend label to recovered values (``NaN`` = failure, counted in the
+    label); a single array is labelled ``'data'``.
     ``prior`` may be a Task, whose control name and units then label the x axis.
     The null band is for the smallest finite sample among the sets, the widest band that applies.
     """
@@ -82,7 +89,8 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
         raise ValueError("values_by_label is empty; give at least one set of recovered values")
     prior = as_prior(prior)
     ax = _axes(ax)
-    hists = {label: recovered_histogram(v, prior.lo, prior.hi, bins) for label, v in values_by_label.items()}
+    hists = {label: recovered_histogram(v, prior.lo, prior.hi, bins)
+             for label, v in values_by_label.items()}
     edges = next(iter(hists.values())).edges
     x, width = _bin_positions(edges)
     n_min = min(h.n_finite for h in hists.values())
@@ -90,7 +98,8 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
     _draw_support(ax, edges, x, width, prior_probs(prior, bins), band)
     steps = np.concatenate([[x[0] - width / 2], x + width / 2])
     for i, (label, h) in enumerate(hists.items()):
-        ax.stairs(h.probs, steps, color=f"C{i}", lw=1.6, label=f"{label} (n={h.n_total}, failed {h.n_failed})")
+        ax.stairs(h.probs, steps, color=f"C{i}", lw=1.6,
+                  label=f"{label} (n={h.n_total}, failed {h.n_failed})")
     ax.set_xlabel(f"{xlabel} (outer bins: outside [lo, hi])")
     ax.set_ylabel("probability per bin")
     ax.legend(fontsize=9, frameon=False)

@@ -37,7 +37,8 @@ def _truthy(value: str | None) -> bool:
 
 
 def resolve_device(device: str | None = None):
-    """The torch device to use: ``device`` if given, else ``PHYSMIS_DEVICE``, else CUDA when available, else CPU.
+    """The torch device to use: ``device`` if given, else ``PHYSMIS_DEVICE``,
+    else CUDA when available, else CPU.
 
     Introduced in the Introduction.
     Raises ``ValueError`` for a name other than ``cpu``, ``cuda`` or ``cuda:N``,
@@ -65,7 +66,8 @@ def resolve_device(device: str | None = None):
 
 
 def resolve_profile(profile: str | None = None, device=None) -> str:
-    """The run profile: ``profile`` if given, else ``PHYSMIS_PROFILE``, else ``ci`` under CI, else ``gpu`` on CUDA, else ``cpu``.
+    """The run profile: ``profile`` if given, else ``PHYSMIS_PROFILE``, else ``ci`` under CI,
+    else ``gpu`` on CUDA, else ``cpu``.
 
     Introduced in the Introduction.
     """
@@ -97,7 +99,9 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def set_threads(n: int | None = None, profile: str = "cpu") -> int:
-    """Set torch's intra-op threads: ``n``, else ``PHYSMIS_THREADS``, else 1 under ``ci`` (processes share 2 cores), else all cores."""
+    """Set torch's intra-op threads: ``n``, else ``PHYSMIS_THREADS``, else 1 under ``ci``
+    (processes share 2 cores), else all cores.
+    """
     if n is None:
         env = os.environ.get("PHYSMIS_THREADS")
         if env:
@@ -143,8 +147,9 @@ class Runtime:
         import torch
 
         gpu = f" ({torch.cuda.get_device_name(self.device)})" if self.on_gpu else ""
-        return (f"physmis_edu {self.version} | torch {torch.__version__} | device {self.device}{gpu} | "
-                f"profile {self.profile} | threads {self.threads} | seed {self.seed}")
+        return (f"physmis_edu {self.version} | torch {torch.__version__} | "
+                f"device {self.device}{gpu} | profile {self.profile} | "
+                f"threads {self.threads} | seed {self.seed}")
 
 
 def setup(profile: str | None = None, device: str | None = None, seed: int = 0,

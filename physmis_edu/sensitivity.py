@@ -1,4 +1,5 @@
-"""How data-space errors become control-space errors: sensitivity and ambiguity (introduced in Chapter 3).
+"""How data-space errors become control-space errors: sensitivity and ambiguity
+(introduced in Chapter 3).
 
 Two ways a recovery ``M`` turns small, typical data errors into a patterned drift:
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_rng, check_nonnegative, check_positive, check_positive_int, check_trajectories, check_values
+from ._validation import (as_rng, check_nonnegative, check_positive, check_positive_int,
+                          check_trajectories, check_values)
 
 
 def _flat_trajectories(task, x, name: str = "x") -> np.ndarray:
@@ -27,7 +29,8 @@ def _flat_trajectories(task, x, name: str = "x") -> np.ndarray:
 
 
 def numerical_gradient(task, x, eps: float = 1e-5) -> np.ndarray:
-    """``dM/dx`` of ``task.measure`` at each trajectory, shape ``(n, L, d)``, by central differences.
+    """``dM/dx`` of ``task.measure`` at each trajectory,
+    shape ``(n, L, d)``, by central differences.
 
     Introduced in Chapter 3.
     Loops over the ``L * d`` coordinates (each step is one vectorised recovery of all
@@ -61,7 +64,8 @@ def sensitivity(task, x, eps: float = 1e-5) -> np.ndarray:
 
 
 def ambiguity(task, x, c=None, min_control_gap: float | None = None) -> np.ndarray:
-    """For each trajectory, the data-space distance to the nearest one whose control differs by more than ``min_control_gap``.
+    """For each trajectory, the data-space distance to the nearest one whose control differs by
+    more than ``min_control_gap``.
 
     Introduced in Chapter 3.
     Small values mean ambiguity: a data error of about half that distance can carry the
@@ -78,8 +82,10 @@ def ambiguity(task, x, c=None, min_control_gap: float | None = None) -> np.ndarr
     if len(c) != len(x):
         raise ValueError(f"c must have one control per trajectory ({len(x)}); got {len(c)}")
     if np.isnan(c).any():
-        raise ValueError(f"c contains NaN ({int(np.isnan(c).sum())} values); drop failed recoveries first")
-    gap = 0.1 * (task.hi - task.lo) if min_control_gap is None else check_nonnegative(min_control_gap, "min_control_gap")
+        raise ValueError(f"c contains NaN ({int(np.isnan(c).sum())} values); "
+                         "drop failed recoveries first")
+    gap = (0.1 * (task.hi - task.lo) if min_control_gap is None
+           else check_nonnegative(min_control_gap, "min_control_gap"))
     sq_norms = np.sum(x * x, axis=1)
     nearest = np.empty(len(x))
     for start in range(0, len(x), 512):
@@ -101,7 +107,8 @@ class ConditionProfile:
     q90: np.ndarray
 
 
-def condition_profile(task, c_grid, n_per: int = 32, rng=None, eps: float = 1e-5) -> ConditionProfile:
+def condition_profile(task, c_grid, n_per: int = 32, rng=None,
+                      eps: float = 1e-5) -> ConditionProfile:
     """Sensitivity of ``task``'s recovery along a grid of controls, over the nuisance.
 
     Introduced in Chapter 3.
@@ -115,11 +122,13 @@ def condition_profile(task, c_grid, n_per: int = 32, rng=None, eps: float = 1e-5
     controls = np.repeat(c_grid, n_per)
     values = sensitivity(task, task.generate(controls, rng), eps).reshape(len(c_grid), n_per)
     return ConditionProfile(c=c_grid, mean=np.nanmean(values, axis=1),
-                            q10=np.nanquantile(values, 0.1, axis=1), q90=np.nanquantile(values, 0.9, axis=1))
+                            q10=np.nanquantile(values, 0.1, axis=1),
+                            q90=np.nanquantile(values, 0.9, axis=1))
 
 
 def delta_method_numeric(task, x, sigma: float | None = None, cov=None, eps: float = 1e-4):
-    """Local drift ``0.5 tr(Hess M S)`` and spread ``grad M^T S grad M`` at each trajectory, by finite differences.
+    """Local drift ``0.5 tr(Hess M S)`` and spread ``grad M^T S grad M`` at each
+    trajectory, by finite differences.
 
     Introduced in Chapter 3 (the local view of the kernel; Chapter 6 uses it).
     For a small zero-mean data error ``e`` with covariance ``S``:
@@ -135,14 +144,16 @@ def delta_method_numeric(task, x, sigma: float | None = None, cov=None, eps: flo
     n, length, channels = x.shape
     dim = length * channels
     if (sigma is None) == (cov is None):
-        raise ValueError("give exactly one of sigma (isotropic noise) or cov (a covariance matrix)")
+        raise ValueError("give exactly one of sigma (isotropic noise) "
+                         "or cov (a covariance matrix)")
     if cov is None:
         sigma = check_nonnegative(sigma, "sigma")
         weights, directions = np.full(dim, sigma**2), np.eye(dim)
     else:
         cov = np.asarray(cov, dtype=np.float64)
         if cov.shape != (dim, dim) or not np.isfinite(cov).all() or not np.allclose(cov, cov.T):
-            raise ValueError(f"cov must be a finite symmetric matrix of shape ({dim}, {dim}); got shape {cov.shape}")
+            raise ValueError(f"cov must be a finite symmetric matrix of shape ({dim}, {dim}); "
+                             f"got shape {cov.shape}")
         weights, directions = np.linalg.eigh(cov)
         if weights.min() < -1e-12 * max(weights.max(), 1.0):
             raise ValueError("cov must be positive semi-definite")
@@ -187,7 +198,8 @@ def logistic_bias_terms(x, sigma: float) -> dict:
     slope = 1.0 - 2.0 * x[:, :-1]
     d0 = np.sum(f ** 2, axis=1)
     if (d0 <= 0).any():
-        raise ValueError("x has a trajectory stuck at 0 or 1 (sum of f_t^2 is 0); r is undefined there")
+        raise ValueError("x has a trajectory stuck at 0 or 1 (sum of f_t^2 is 0); "
+                         "r is undefined there")
     r = np.sum(x[:, 1:] * f, axis=1) / d0
     a = np.zeros_like(x)
     a[:, 1:] += f                      # from e_{t+1} f_t

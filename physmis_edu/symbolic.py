@@ -1,11 +1,13 @@
-"""The local view, derived with sympy: drift ``0.5 tr(Hess M S)`` and spread ``grad M^T S grad M`` (Chapters 2 and 3).
+"""The local view, derived with sympy: drift ``0.5 tr(Hess M S)`` and spread
+``grad M^T S grad M`` (Chapters 2 and 3).
 
 For a small zero-mean data error ``e`` with covariance ``S = sigma^2 I``,
 ``E[M(x + e)] - M(x) ~ 0.5 sigma^2 tr(Hess M)`` (curvature of the recovery moves the mean)
 and ``Var M(x + e) ~ sigma^2 |grad M|^2`` (sensitivity spreads mass).
 This module derives both for:
 
-* the 1-D toy ``c = g^-1(x)`` (:func:`delta_method_1d`), by differentiating the identity ``M(g(c)) = c``;
+* the 1-D toy ``c = g^-1(x)`` (:func:`delta_method_1d`),
+  by differentiating the identity ``M(g(c)) = c``;
 * nearest-point recovery on a curve (:func:`delta_method_curve`), by implicit differentiation
   of the stationarity condition ``(gamma(m) - x) . gamma'(m) = 0``;
 * the closed-form least-squares fits (:func:`sinusoid_recovery_expr`,
@@ -29,26 +31,29 @@ import sympy as sp
 from ._validation import check_nonnegative, check_positive_int, check_trajectories
 from .sensitivity import delta_method_numeric
 
-__all__ = ["delta_method_1d", "delta_method_curve", "delta_method_expr", "inverse_map_expr", "curve_expr",
-           "sinusoid_recovery_expr", "logistic_recovery_expr", "toy_delta", "closed_form_delta",
-           "delta_method_numeric"]
+__all__ = ["delta_method_1d", "delta_method_curve", "delta_method_expr", "inverse_map_expr",
+           "curve_expr", "sinusoid_recovery_expr", "logistic_recovery_expr", "toy_delta",
+           "closed_form_delta", "delta_method_numeric"]
 
 SIGMA = sp.Symbol("sigma", positive=True)
 
 
 # -- the 1-D toy -------------------------------------------------------------
 def delta_method_1d(g_expr, c):
-    """Drift and spread of ``c_hat = g^-1(g(c) + e)``, ``e ~ (0, sigma^2)``, as sympy expressions in ``c`` and ``sigma``.
+    """Drift and spread of ``c_hat = g^-1(g(c) + e)``, ``e ~ (0, sigma^2)``,
+    as sympy expressions in ``c`` and ``sigma``.
 
     Introduced in Chapter 2.
     Write ``M1 = M'(g(c))`` and ``M2 = M''(g(c))``. Differentiating ``M(g(c)) = c`` once and
     twice gives ``M1 g' = 1`` and ``M2 g'^2 + M1 g'' = 0``, so
-    drift ``= sigma^2 M2 / 2 = -sigma^2 g'' / (2 g'^3)`` and spread ``= sigma^2 M1^2 = sigma^2 / g'^2``.
+    drift ``= sigma^2 M2 / 2 = -sigma^2 g'' / (2 g'^3)`` and spread
+    ``= sigma^2 M1^2 = sigma^2 / g'^2``.
     Where ``g'`` is small both blow up: mass is spread out of, and pushed along, the slow region.
     """
     m1, m2 = sp.symbols("M1 M2")
     slope, curvature = sp.diff(g_expr, c), sp.diff(g_expr, c, 2)
-    solution = sp.solve([sp.Eq(m1 * slope, 1), sp.Eq(m2 * slope**2 + m1 * curvature, 0)], [m1, m2], dict=True)[0]
+    solution = sp.solve([sp.Eq(m1 * slope, 1), sp.Eq(m2 * slope**2 + m1 * curvature, 0)],
+                        [m1, m2], dict=True)[0]
     drift = sp.simplify(SIGMA**2 * solution[m2] / 2)
     spread = sp.simplify(SIGMA**2 * solution[m1] ** 2)
     return drift, spread
@@ -60,12 +65,14 @@ def inverse_map_expr(task, c=None):
     width = sp.nsimplify(task.hi - task.lo)
     k = 2 * sp.pi * task.bumps
     u = (c - sp.nsimplify(task.lo)) / width
-    return sp.nsimplify(task.lo) + width * (u + sp.nsimplify(task.slope_variation) * sp.sin(k * u) / k)
+    return sp.nsimplify(task.lo) + width * (
+        u + sp.nsimplify(task.slope_variation) * sp.sin(k * u) / k)
 
 
 # -- nearest point on a curve ---------------------------------------------------
 def delta_method_curve(gamma, c):
-    """Drift and spread of nearest-point recovery on the curve ``gamma(c)`` (a list of sympy expressions), at points on the curve.
+    """Drift and spread of nearest-point recovery on the curve ``gamma(c)``
+    (a list of sympy expressions), at points on the curve.
 
     Introduced in Chapter 2 (derived in Chapter 3).
     The recovered ``m(x)`` solves ``F(x, m) = (gamma(m) - x) . gamma'(m) = 0``. Implicit
@@ -92,7 +99,9 @@ def delta_method_curve(gamma, c):
 
 
 def curve_expr(task, c=None):
-    """``gamma(c)`` of a :class:`~physmis_edu.tasks.CurveToy` as a list of sympy expressions; Chapter 2."""
+    """``gamma(c)`` of a :class:`~physmis_edu.tasks.CurveToy` as a list of
+    sympy expressions; Chapter 2.
+    """
     c = sp.Symbol("c", real=True) if c is None else c
     u = (c - sp.nsimplify(task.lo)) / sp.nsimplify(task.hi - task.lo)
     warp = u + sp.nsimplify(task.speed_variation) * sp.sin(2 * sp.pi * u) / (2 * sp.pi)
@@ -117,7 +126,8 @@ def toy_delta(task):
     elif isinstance(task, CurveToy):
         drift, spread = delta_method_curve(curve_expr(task, c), c)
     else:
-        raise ValueError(f"toy_delta needs an InverseMap1D or a CurveToy; got {type(task).__name__} "
+        raise ValueError(f"toy_delta needs an InverseMap1D or a CurveToy; "
+                         f"got {type(task).__name__} "
                          "(use closed_form_delta or delta_method_numeric)")
     evaluate = sp.lambdify((c, SIGMA), [drift, spread], modules="numpy", cse=True)
 
@@ -125,14 +135,17 @@ def toy_delta(task):
         c_values = np.asarray(c_values, dtype=np.float64)
         sigma_mean = check_nonnegative(sigma, "sigma") / np.sqrt(task.length)
         d, s = evaluate(c_values, sigma_mean)
-        return np.broadcast_to(d, c_values.shape).astype(np.float64), np.broadcast_to(s, c_values.shape).astype(np.float64)
+        return (np.broadcast_to(d, c_values.shape).astype(np.float64),
+                np.broadcast_to(s, c_values.shape).astype(np.float64))
 
     return drift_spread
 
 
 # -- closed-form least-squares fits -------------------------------------------------
 def sinusoid_recovery_expr(length: int):
-    """``omega_hat(x_0, ..., x_{L-1})`` of the sinusoid's recurrence fit, with its symbols; Chapter 4."""
+    """``omega_hat(x_0, ..., x_{L-1})`` of the sinusoid's recurrence fit,
+    with its symbols; Chapter 4.
+    """
     length = check_positive_int(length, "length", minimum=3)
     xs = sp.symbols(f"x0:{length}", real=True)
     num = sum(xs[t] * (xs[t + 1] + xs[t - 1]) for t in range(1, length - 1))
@@ -141,7 +154,9 @@ def sinusoid_recovery_expr(length: int):
 
 
 def logistic_recovery_expr(length: int):
-    """``r_hat(x_0, ..., x_{L-1})`` of the logistic map's least-squares fit, with its symbols; Chapter 4."""
+    """``r_hat(x_0, ..., x_{L-1})`` of the logistic map's least-squares fit,
+    with its symbols; Chapter 4.
+    """
     length = check_positive_int(length, "length", minimum=2)
     xs = sp.symbols(f"x0:{length}", real=True)
     f = [xs[t] * (1 - xs[t]) for t in range(length - 1)]
@@ -149,7 +164,8 @@ def logistic_recovery_expr(length: int):
 
 
 def delta_method_expr(recovery, xs):
-    """Drift ``sigma^2/2 sum_k d^2M/dx_k^2`` and spread ``sigma^2 sum_k (dM/dx_k)^2`` of a recovery expression.
+    """Drift ``sigma^2/2 sum_k d^2M/dx_k^2`` and spread ``sigma^2 sum_k (dM/dx_k)^2``
+    of a recovery expression.
 
     Introduced in Chapter 3.
     Isotropic noise only needs the diagonal of the Hessian, so this forms ``L`` second
@@ -162,7 +178,8 @@ def delta_method_expr(recovery, xs):
 
 
 def closed_form_delta(task):
-    """Numeric ``(x, sigma) -> (drift, spread)`` for a :class:`~physmis_edu.tasks.Sinusoid` or :class:`~physmis_edu.tasks.LogisticMap`.
+    """Numeric ``(x, sigma) -> (drift, spread)`` for a :class:`~physmis_edu.tasks.Sinusoid` or
+    :class:`~physmis_edu.tasks.LogisticMap`.
 
     Introduced in Chapter 3.
     Symbolic derivatives of the fit itself (see :func:`delta_method_expr`), lambdified once
@@ -175,13 +192,15 @@ def closed_form_delta(task):
     elif isinstance(task, LogisticMap):
         recovery, xs = logistic_recovery_expr(task.length)
     else:
-        raise ValueError(f"closed_form_delta needs a Sinusoid or a LogisticMap; got {type(task).__name__}")
+        raise ValueError(f"closed_form_delta needs a Sinusoid or a LogisticMap; "
+                         f"got {type(task).__name__}")
     drift, spread = delta_method_expr(recovery, xs)
     evaluate = sp.lambdify((xs, SIGMA), [drift, spread], modules="numpy", cse=True)
 
     def drift_spread(x, sigma):
         x = check_trajectories(x, "x", length=task.length, channels=1)[:, :, 0]
         d, s = evaluate(list(x.T), check_nonnegative(sigma, "sigma"))
-        return np.broadcast_to(d, x.shape[:1]).astype(np.float64), np.broadcast_to(s, x.shape[:1]).astype(np.float64)
+        return (np.broadcast_to(d, x.shape[:1]).astype(np.float64),
+                np.broadcast_to(s, x.shape[:1]).astype(np.float64))
 
     return drift_spread

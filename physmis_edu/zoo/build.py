@@ -66,7 +66,8 @@ def _quantisation_check(task, samples: np.ndarray, null_tv99: float):
 
     Accepted when the two histograms differ by at most a twentieth of the null's 99th percentile
     (rounding must not move mass by anything a reader could see) and fail on the same samples.
-    Returns the verdict (a dict) and the packed samples (``None`` where they hold a non-finite value).
+    Returns the verdict (a dict) and the packed samples
+    (``None`` where they hold a non-finite value).
     """
     from ..metrics import recovered_histogram, total_variation
 

@@ -85,7 +85,8 @@ class Run:
     ``samples`` (float32, ``(n, L, d)``), ``meta`` (how it was made), ``checks`` (the c-free
     sample checks against fresh true data), ``curve`` (the same checks and the drift at
     checkpoints along training), ``task``, ``train`` and ``fresh`` (regenerated bit for bit from
-    recorded seeds and verified against recorded hashes) and :meth:`model` where a checkpoint ships.
+    recorded seeds and verified against recorded hashes) and :meth:`model` where a checkpoint
+    ships.
     """
 
     name: str
@@ -110,8 +111,8 @@ class Run:
         x, c = (catalog.training_data if which == "train" else catalog.fresh_data)(self.spec)
         if sha256_array(x) != self.meta[f"{which}_sha256"]:
             raise ZooFileError(
-                f"the regenerated {which} data of run {self.name} differ from those it was trained "
-                "on (a changed task or numpy random stream); rebuild the run with "
+                f"the regenerated {which} data of run {self.name} differ from those it was "
+                "trained on (a changed task or numpy random stream); rebuild the run with "
                 f"python -m physmis_edu.zoo build --only {self.name}")
         return x, c
 
@@ -157,8 +158,9 @@ def _verify(root: Path, name: str, manifest: dict) -> None:
     for file, digest in manifest["runs"][name]["files"].items():
         path = root / file
         if not path.exists():
-            raise ZooFileError(f"store file {path} of run {name} is missing; reinstall physmis_edu "
-                               f"or rebuild it: python -m physmis_edu.zoo build --only {name}")
+            raise ZooFileError(f"store file {path} of run {name} is missing; "
+                               f"reinstall physmis_edu or rebuild it: "
+                               f"python -m physmis_edu.zoo build --only {name}")
         if sha256_file(path) != digest:
             raise ZooFileError(f"store file {path} of run {name} is truncated or altered (its "
                                "sha256 differs from the manifest); reinstall physmis_edu or "
