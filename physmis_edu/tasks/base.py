@@ -38,7 +38,8 @@ class Prior:
             c = np.linspace(self.lo, self.hi, grid)
             w = np.asarray(density(c), dtype=np.float64)
             if w.shape != c.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise ValueError("density must return finite non-negative values, not all zero, on [lo, hi]")
+                raise ValueError("density must return finite non-negative values, not all zero, "
+                                 "on [lo, hi]")
             cdf = np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(c))])
             self._grid, self._cdf = c, cdf / cdf[-1]
 
@@ -131,12 +132,15 @@ class Task(ABC):
         if self.prior is None:
             self.prior = Prior(self.lo, self.hi)
         elif (self.prior.lo, self.prior.hi) != (self.lo, self.hi):
-            raise ValueError(f"prior support [{self.prior.lo}, {self.prior.hi}] must equal the task's [lo, hi] = [{self.lo}, {self.hi}]")
+            raise ValueError(f"prior support [{self.prior.lo}, {self.prior.hi}] must equal "
+                             f"the task's [lo, hi] = [{self.lo}, {self.hi}]")
 
     # -- generation -------------------------------------------------------
     @abstractmethod
     def generate(self, c, rng=None) -> np.ndarray:
-        """Trajectories ``G(c, z)`` for given controls, nuisance from ``rng``: float32 ``(n, L, d)``."""
+        """Trajectories ``G(c, z)`` for given controls,
+        nuisance from ``rng``: float32 ``(n, L, d)``.
+        """
 
     def sample(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` controls from the prior and their trajectories.
@@ -170,14 +174,16 @@ class Task(ABC):
 
     # -- helpers for subclasses --------------------------------------------
     def _check_x(self, x, allow_nan: bool = True) -> np.ndarray:
-        return check_trajectories(x, "x", length=self.length, channels=self.channels, allow_nan=allow_nan)
+        return check_trajectories(x, "x", length=self.length, channels=self.channels,
+                                  allow_nan=allow_nan)
 
     def check_c(self, c) -> np.ndarray:
         """Controls ``c`` as a 1-D float64 array inside ``[lo, hi]``, or ``ValueError``."""
         c = check_values(c, "c")
         bad = (c < self.lo) | (c > self.hi)
         if bad.any():
-            raise ValueError(f"c must lie in [lo, hi] = [{self.lo}, {self.hi}]; {int(bad.sum())} values outside")
+            raise ValueError(f"c must lie in [lo, hi] = [{self.lo}, {self.hi}]; "
+                             f"{int(bad.sum())} values outside")
         return c
 
     def describe(self) -> str:

@@ -74,7 +74,8 @@ _STEPS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # up, down, left, right i
 
 
 class ControlNotAnInputError(ValueError, NotImplementedError):
-    """Raised by :meth:`MazeTask.generate`: travel distance is an outcome, not an input (Chapter 6).
+    """Raised by :meth:`MazeTask.generate`: travel distance is an outcome,
+    not an input (Chapter 6).
 
     It is both a ``ValueError`` (the project's convention for unusable input) and a
     ``NotImplementedError`` (what generic code probing for ``generate`` expects).
@@ -104,7 +105,8 @@ class MazeLayout:
             raise ValueError("maze layout must be at least 3 rows of equal length >= 3")
         bad = set("".join(rows)) - set("#.OG ")
         if bad:
-            raise ValueError(f"maze layout has unknown tiles {sorted(bad)}; use '#' for walls and '.' for free cells")
+            raise ValueError(f"maze layout has unknown tiles {sorted(bad)}; "
+                             "use '#' for walls and '.' for free cells")
         walls = np.array([[ch == "#" for ch in r] for r in rows], dtype=bool)
         if not (walls[0].all() and walls[-1].all() and walls[:, 0].all() and walls[:, -1].all()):
             raise ValueError("maze layout must be enclosed by walls ('#' on every border cell)")
@@ -136,7 +138,8 @@ class MazeLayout:
                 dist[s, nxt] = d
                 frontier = nxt
         padded = np.pad(self.walls, 1, constant_values=True)
-        for name, value in (("_padded_walls", padded), ("free_cells", free), ("cell_index", index), ("neighbours", nbr), ("distances", dist)):
+        for name, value in (("_padded_walls", padded), ("free_cells", free), ("cell_index", index),
+                            ("neighbours", nbr), ("distances", dist)):
             value.setflags(write=False)
             object.__setattr__(self, name, value)
 
@@ -167,11 +170,14 @@ class MazeLayout:
         rows, cols = padded.shape
         # Indices into the walls padded by one blocked cell on each side, so that anything
         # outside the grid lands on the padding (blocked) after one clip.
-        c = np.clip(np.floor(p[..., 0:1] + np.array([-margin, margin])) + 1, 0, cols - 1).astype(np.int64)
-        r = np.clip(np.floor(p[..., 1:2] + np.array([-margin, margin])) + 1, 0, rows - 1).astype(np.int64)
+        c = np.clip(np.floor(p[..., 0:1] + np.array([-margin, margin])) + 1,
+                    0, cols - 1).astype(np.int64)
+        r = np.clip(np.floor(p[..., 1:2] + np.array([-margin, margin])) + 1,
+                    0, rows - 1).astype(np.int64)
         flat = padded.ravel()
         r *= cols
-        blocked = flat[r[..., 0] + c[..., 0]] | flat[r[..., 0] + c[..., 1]] | flat[r[..., 1] + c[..., 0]] | flat[r[..., 1] + c[..., 1]]
+        blocked = (flat[r[..., 0] + c[..., 0]] | flat[r[..., 0] + c[..., 1]]
+                   | flat[r[..., 1] + c[..., 0]] | flat[r[..., 1] + c[..., 1]])
         return ~blocked
 
     def random_shortest_paths(self, start, goal, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +206,9 @@ class MazeLayout:
 
 
 def maze_layout(name: str) -> MazeLayout:
-    """One of the maze2d benchmark layouts: ``'umaze'``, ``'medium'`` or ``'large'`` (Chapter 6)."""
+    """One of the maze2d benchmark layouts:
+    ``'umaze'``, ``'medium'`` or ``'large'`` (Chapter 6).
+    """
     if not isinstance(name, str) or name not in MAZE_LAYOUTS:
         raise ValueError(f"unknown maze {name!r}; expected one of {sorted(MAZE_LAYOUTS)}")
     return MazeLayout.from_text(MAZE_LAYOUTS[name], name=name)
@@ -232,9 +240,11 @@ class PointMass:
         if self.damping < 0 or not np.isfinite(self.damping):
             raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}")
         if self.margin >= 0.5:
-            raise ValueError(f"margin must be < 0.5 cell so the body fits in a corridor; got {self.margin}")
+            raise ValueError(f"margin must be < 0.5 cell so the body fits in a corridor; "
+                             f"got {self.margin}")
         if not self.speed_max * self.dt < self.margin:
-            raise ValueError(f"speed_max * dt = {self.speed_max * self.dt:g} must be < margin = {self.margin:g}, "
+            raise ValueError(f"speed_max * dt = {self.speed_max * self.dt:g} "
+                             f"must be < margin = {self.margin:g}, "
                              "otherwise a single step could jump across a wall corner")
 
     def step(self, layout: MazeLayout, p, v, target, active):
@@ -297,8 +307,9 @@ class Episodes:
 
 
 def simulate_episodes(layout: MazeLayout, n: int, rng=None, *, body: PointMass | None = None,
-                      jitter: float = 0.25, switch_radius: float = 0.35, goal_tolerance: float = 0.1,
-                      min_grid_distance: int = 1, max_steps: int | None = None) -> Episodes:
+                      jitter: float = 0.25, switch_radius: float = 0.35,
+                      goal_tolerance: float = 0.1, min_grid_distance: int = 1,
+                      max_steps: int | None = None) -> Episodes:
     """Simulate ``n`` demonstrations in ``layout``, all at once (Chapter 6).
 
     Start and goal are distinct random free cells at least ``min_grid_distance`` apart on the
@@ -313,13 +324,15 @@ def simulate_episodes(layout: MazeLayout, n: int, rng=None, *, body: PointMass |
     body = PointMass() if body is None else body
     jitter = float(jitter)
     if not 0.0 <= jitter < 0.5 - body.margin:
-        raise ValueError(f"jitter must lie in [0, 0.5 - margin) = [0, {0.5 - body.margin:g}); got {jitter}")
+        raise ValueError(f"jitter must lie in [0, 0.5 - margin) = [0, {0.5 - body.margin:g}); "
+                         f"got {jitter}")
     switch_radius = check_positive(switch_radius, "switch_radius")
     goal_tolerance = check_positive(goal_tolerance, "goal_tolerance")
     min_grid_distance = check_positive_int(min_grid_distance, "min_grid_distance")
     dist = layout.distances
     if min_grid_distance > dist.max():
-        raise ValueError(f"min_grid_distance={min_grid_distance} exceeds the maze's diameter {int(dist.max())}")
+        raise ValueError(f"min_grid_distance={min_grid_distance} exceeds the maze's diameter "
+                         f"{int(dist.max())}")
 
     pairs = np.argwhere(dist >= min_grid_distance)
     chosen = pairs[rng.integers(len(pairs), size=n)]
@@ -327,8 +340,9 @@ def simulate_episodes(layout: MazeLayout, n: int, rng=None, *, body: PointMass |
     cells, grid_distance = layout.random_shortest_paths(start_cell, goal_cell, rng)
     waypoints = layout.cell_centres(cells) + rng.uniform(-jitter, jitter, size=cells.shape + (2,))
     start, goal = waypoints[:, 0].copy(), waypoints[np.arange(n), grid_distance].copy()
-    waypoints[:, 1:] = np.where((np.arange(1, cells.shape[1])[None, :] >= grid_distance[:, None])[..., None],
-                                goal[:, None, :], waypoints[:, 1:])
+    waypoints[:, 1:] = np.where(
+        (np.arange(1, cells.shape[1])[None, :] >= grid_distance[:, None])[..., None],
+        goal[:, None, :], waypoints[:, 1:])
     if max_steps is None:
         # Generous: a cell takes about 1 / speed_max seconds at full speed, plus slowing at turns.
         max_steps = int(np.ceil((4.0 * grid_distance.max() + 10.0) / (body.speed_max * body.dt)))
@@ -425,8 +439,8 @@ class MazeTask(Task):
     name = "maze navigation"
     control_name = "travel distance"
     units = "cells"
-    description = ("A damped point mass follows jittered waypoints along a shortest path between random "
-                   "start and goal cells; nuisance: start, goal, route and jitter.")
+    description = ("A damped point mass follows jittered waypoints along a shortest path "
+                   "between random start and goal cells; nuisance: start, goal, route and jitter.")
 
     def __post_init__(self):
         self.layout = maze_layout(self.maze)
@@ -469,7 +483,8 @@ class MazeTask(Task):
             have += int(ok.sum())
         if stats is not None:
             stats["n_timeouts"] = stats.get("n_timeouts", 0) + n_timeouts
-        return np.concatenate(xs).astype(np.float32), {k: np.concatenate(v) for k, v in extras.items()}
+        return (np.concatenate(xs).astype(np.float32),
+                {k: np.concatenate(v) for k, v in extras.items()})
 
     def sample_episodes(self, n: int, rng=None, batch: int = 1024) -> MazeDataset:
         """``n`` demonstrations curated so that travel distance follows the prior (Chapter 6).
@@ -485,8 +500,10 @@ class MazeTask(Task):
         cur = curate(lambda m, r: self.propose(m, r, stats), self.measure, self.prior, n,
                      bins=self.bins, rng=rng, batch=batch)
         ex = cur.extras
-        return MazeDataset(np.asarray(cur.x, dtype=np.float32), np.asarray(cur.c, dtype=np.float64),
-                           np.asarray(ex["start"]), np.asarray(ex["goal"]), np.asarray(ex["true_distance"]),
+        return MazeDataset(np.asarray(cur.x, dtype=np.float32),
+                           np.asarray(cur.c, dtype=np.float64),
+                           np.asarray(ex["start"]), np.asarray(ex["goal"]),
+                           np.asarray(ex["true_distance"]),
                            float(cur.acceptance_rate), int(cur.n_proposed), stats["n_timeouts"])
 
     def sample(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -496,14 +513,15 @@ class MazeTask(Task):
 
     def generate(self, c, rng=None) -> np.ndarray:
         raise ControlNotAnInputError(
-            "MazeTask.generate(c) is not available: travel distance is an outcome of the demonstrator, "
-            "not an input. Use sample(n, rng) or sample_episodes(n, rng), which curate demonstrations "
-            "so that the measured distance follows the prior.")
+            "MazeTask.generate(c) is not available: travel distance is an outcome of the "
+            "demonstrator, not an input. Use sample(n, rng) or sample_episodes(n, rng), which "
+            "curate demonstrations so that the measured distance follows the prior.")
 
     # -- recovery ---------------------------------------------------------
     def recover(self, x) -> Recovery:
         x = self._check_x(x)
-        return Recovery.from_values(travel_distance(x), {"nan in trajectory": np.isnan(x).any(axis=(1, 2))})
+        return Recovery.from_values(travel_distance(x),
+                                    {"nan in trajectory": np.isnan(x).any(axis=(1, 2))})
 
     def c_free_residual(self):
         """The path's roughness (RMS second difference over RMS first difference of the xy
@@ -523,7 +541,9 @@ def _roughness(x):
 
 
 def _segments_touch_cells(a, d, row, col) -> np.ndarray:
-    """Slab test: does segment ``a + t d``, ``t in [0, 1]``, meet the closed unit square of cell (row, col)?"""
+    """Slab test: does segment ``a + t d``, ``t in [0, 1]``,
+    meet the closed unit square of cell (row, col)?
+    """
     t0, t1 = np.zeros(len(a)), np.ones(len(a))
     for axis, low in ((0, col), (1, row)):
         da, aa = d[:, axis], a[:, axis]
@@ -559,7 +579,8 @@ def wall_crossings(layout: MazeLayout, paths) -> np.ndarray:
             col, row = lo[:, 0] + dc, lo[:, 1] + dr
             cand = short & (col <= hi[:, 0]) & (row <= hi[:, 1])
             outside = (row < 0) | (row >= rows) | (col < 0) | (col >= cols)
-            wall = cand & (outside | layout.walls[np.clip(row, 0, rows - 1), np.clip(col, 0, cols - 1)])
+            wall = cand & (outside
+                           | layout.walls[np.clip(row, 0, rows - 1), np.clip(col, 0, cols - 1)])
             idx = np.flatnonzero(wall & ~hit)
             hit[idx] = _segments_touch_cells(a[idx], d[idx], row[idx], col[idx])
     # Long segments (rare: coarse paths or model samples) are tested against every wall.
@@ -577,8 +598,9 @@ def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: st
               start=None, goal=None):
     """Draw a maze and up to ``n_show`` trajectories coloured by travel distance (Chapter 6).
 
-    ``layout`` is a :class:`MazeLayout` or a maze name; ``x`` optional trajectories ``(n, L, >=2)``;
-    ``distances`` defaults to their travel distance; ``start``/``goal`` optional ``(n, 2)`` markers.
+    ``layout`` is a :class:`MazeLayout` or a maze name; ``x`` optional trajectories
+    ``(n, L, >=2)``; ``distances`` defaults to their travel distance;
+    ``start``/``goal`` optional ``(n, 2)`` markers.
     Returns the axes.
     """
     import matplotlib.pyplot as plt
@@ -586,17 +608,20 @@ def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: st
 
     layout = maze_layout(layout) if isinstance(layout, str) else layout
     if not isinstance(layout, MazeLayout):
-        raise ValueError(f"layout must be a MazeLayout or a maze name; got {type(layout).__name__}")
+        raise ValueError(f"layout must be a MazeLayout or a maze name; "
+                         f"got {type(layout).__name__}")
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4 * layout.shape[0] / layout.shape[1]))
     rows, cols = layout.shape
-    ax.imshow(layout.walls, cmap="Greys", vmin=0, vmax=1.6, extent=(0, cols, rows, 0), interpolation="nearest")
+    ax.imshow(layout.walls, cmap="Greys", vmin=0, vmax=1.6, extent=(0, cols, rows, 0),
+              interpolation="nearest")
     if x is not None:
         x = check_trajectories(x, "x")
         n_show = min(check_positive_int(n_show, "n_show"), len(x))
         d = travel_distance(x) if distances is None else check_values(distances, "distances")
         if len(d) != len(x):
-            raise ValueError(f"distances must have one value per trajectory ({len(x)}); got {len(d)}")
+            raise ValueError(f"distances must have one value per trajectory ({len(x)}); "
+                             f"got {len(d)}")
         idx = np.argsort(d)[np.linspace(0, len(d) - 1, n_show).round().astype(int)]
         norm = plt.Normalize(d.min(), d.max() if d.max() > d.min() else d.min() + 1)
         lines = LineCollection([x[i, :, :2] for i in idx], cmap=cmap, norm=norm, linewidths=1.8)
@@ -604,10 +629,12 @@ def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: st
         ax.add_collection(lines)
         if start is not None:
             s = np.asarray(start)[idx]
-            ax.scatter(s[:, 0], s[:, 1], marker="o", s=22, c=d[idx], cmap=cmap, norm=norm, edgecolors="k", zorder=3)
+            ax.scatter(s[:, 0], s[:, 1], marker="o", s=22, c=d[idx], cmap=cmap, norm=norm,
+                       edgecolors="k", zorder=3)
         if goal is not None:
             g = np.asarray(goal)[idx]
-            ax.scatter(g[:, 0], g[:, 1], marker="*", s=60, c=d[idx], cmap=cmap, norm=norm, edgecolors="k", zorder=3)
+            ax.scatter(g[:, 0], g[:, 1], marker="*", s=60, c=d[idx], cmap=cmap, norm=norm,
+                       edgecolors="k", zorder=3)
         ax.figure.colorbar(lines, ax=ax, label="travel distance [cells]", shrink=0.8)
     ax.set_xlim(0, cols)
     ax.set_ylim(rows, 0)
@@ -619,16 +646,18 @@ def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: st
 
 
 def plot_distance_histogram(task: MazeTask, values_by_label, ax=None, rng=None):
-    """Histograms of travel distances against the prior and its finite-sample null band (Chapter 6).
+    """Histograms of travel distances against the prior and its
+    finite-sample null band (Chapter 6).
 
     ``values_by_label`` maps a label to distances (or is one array, labelled ``'data'``);
-    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.
+    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units.
+    Returns the axes.
     """
     from ..plotting import plot_values
 
     return plot_values(values_by_label, task, bins=task.bins, ax=ax, rng=rng)
 
 
-__all__ = ["MAZE_LAYOUTS", "DEFAULT_DISTANCE_RANGE", "ControlNotAnInputError", "MazeLayout", "maze_layout",
-           "PointMass", "Episodes", "simulate_episodes", "travel_distance", "MazeDataset", "MazeTask",
-           "wall_crossings", "plot_maze", "plot_distance_histogram"]
+__all__ = ["MAZE_LAYOUTS", "DEFAULT_DISTANCE_RANGE", "ControlNotAnInputError", "MazeLayout",
+           "maze_layout", "PointMass", "Episodes", "simulate_episodes", "travel_distance",
+           "MazeDataset", "MazeTask", "wall_crossings", "plot_maze", "plot_distance_histogram"]

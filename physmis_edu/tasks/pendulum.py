@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import as_rng, check_positive, check_positive_int, check_trajectories, check_values
+from .._validation import (as_rng, check_positive, check_positive_int, check_trajectories,
+                           check_values)
 from .base import Recovery, Task
 
 REPRESENTATIONS = {"sincos": 6, "angles": 2}
@@ -45,7 +46,8 @@ class DoublePendulum(Task):
     lo, hi : float
         Energy range of the prior (joules with the default SI parameters), ``0 <= lo < hi``.
         The default ``[2, 40]`` runs from small nearly periodic swings to chaotic motion
-        (the maximum potential, both masses straight up, is ``2 g ((m1 + m2) l1 + m2 l2)`` = 58.9 J).
+        (the maximum potential, both masses straight up,
+        is ``2 g ((m1 + m2) l1 + m2 l2)`` = 58.9 J).
     m1, m2, l1, l2, g : float
         Masses, rod lengths and gravity (all > 0).
     length : int
@@ -86,16 +88,19 @@ class DoublePendulum(Task):
             setattr(self, name, check_positive(getattr(self, name), name))
         super().__post_init__()
         if self.lo < self.min_energy:
-            raise ValueError(f"energy range [{self.lo}, {self.hi}] goes below the minimum potential energy "
-                             f"{self.min_energy:g} (the pendulum at rest): no state has that energy")
+            raise ValueError(f"energy range [{self.lo}, {self.hi}] goes below the minimum "
+                             f"potential energy {self.min_energy:g} (the pendulum at rest): "
+                             "no state has that energy")
         if self.representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {sorted(REPRESENTATIONS)}; got {self.representation!r}")
+            raise ValueError(f"representation must be one of {sorted(REPRESENTATIONS)}; "
+                             f"got {self.representation!r}")
         self.channels = REPRESENTATIONS[self.representation]
         minimum = 5 if self.representation == "angles" else 2
         self.length = check_positive_int(self.length, "length (horizon)", minimum=minimum)
         self.dt = check_positive(self.dt, "dt")
         if self.dt > 0.005:
-            raise ValueError(f"dt must be <= 0.005 s so that RK4 keeps the relative energy error below 1e-4; got {self.dt}")
+            raise ValueError(f"dt must be <= 0.005 s so that RK4 keeps the relative energy error "
+                             f"below 1e-4; got {self.dt}")
         self.stride = check_positive_int(self.stride, "stride")
 
     # -- physics ------------------------------------------------------------
@@ -118,7 +123,8 @@ class DoublePendulum(Task):
 
     def potential(self, theta1, theta2) -> np.ndarray:
         """``V = g ((m1 + m2) l1 (1 - cos theta1) + m2 l2 (1 - cos theta2))``, zero at rest."""
-        return self.g * ((self.m1 + self.m2) * self.l1 * (1 - np.cos(theta1)) + self.m2 * self.l2 * (1 - np.cos(theta2)))
+        return self.g * ((self.m1 + self.m2) * self.l1 * (1 - np.cos(theta1))
+                         + self.m2 * self.l2 * (1 - np.cos(theta2)))
 
     def kinetic(self, theta1, theta2, omega1, omega2) -> np.ndarray:
         """``T = 0.5 omega^T M(theta) omega`` with the double pendulum's mass matrix."""
@@ -129,12 +135,15 @@ class DoublePendulum(Task):
     def energy(self, state) -> np.ndarray:
         """Total energy of states ``(..., 4)`` = ``(theta1, theta2, omega1, omega2)``."""
         s = np.asarray(state, dtype=np.float64)
-        return self.potential(s[..., 0], s[..., 1]) + self.kinetic(s[..., 0], s[..., 1], s[..., 2], s[..., 3])
+        return (self.potential(s[..., 0], s[..., 1])
+                + self.kinetic(s[..., 0], s[..., 1], s[..., 2], s[..., 3]))
 
     def derivative(self, state) -> np.ndarray:
-        """Time derivative of states ``(..., 4)``: Lagrange's equations solved for the accelerations.
+        """Time derivative of states ``(..., 4)``:
+        Lagrange's equations solved for the accelerations.
 
-        ``M(theta) alpha = f`` with ``M = [[(m1+m2) l1^2, m2 l1 l2 cos(d)], [m2 l1 l2 cos(d), m2 l2^2]]``,
+        ``M(theta) alpha = f`` with
+        ``M = [[(m1+m2) l1^2, m2 l1 l2 cos(d)], [m2 l1 l2 cos(d), m2 l2^2]]``,
         ``d = theta1 - theta2``, ``f1 = -m2 l1 l2 sin(d) omega2^2 - (m1+m2) g l1 sin(theta1)``,
         ``f2 = m2 l1 l2 sin(d) omega1^2 - m2 g l2 sin(theta2)``, solved by Cramer's rule
         (``det M = m2 l1^2 l2^2 (m1 + m2 sin^2 d) > 0``).
@@ -160,7 +169,8 @@ class DoublePendulum(Task):
         out[3] = (a * f2 - b * f1) * inv_det
         return out
 
-    def integrate(self, state0, n_frames: int, stride: int | None = None, dt: float | None = None) -> np.ndarray:
+    def integrate(self, state0, n_frames: int, stride: int | None = None,
+                  dt: float | None = None) -> np.ndarray:
         """Batched classical RK4 from states ``(n, 4)``; returns float64 ``(n, n_frames, 4)``.
 
         Frame 0 is ``state0``; consecutive frames are ``stride`` RK4 steps of ``dt`` apart
@@ -168,7 +178,8 @@ class DoublePendulum(Task):
         """
         s0 = np.array(state0, dtype=np.float64)
         if s0.ndim != 2 or s0.shape[1] != 4 or not np.isfinite(s0).all():
-            raise ValueError(f"state0 must be a finite array of shape (n, 4); got shape {s0.shape}")
+            raise ValueError(f"state0 must be a finite array of shape (n, 4); "
+                             f"got shape {s0.shape}")
         n_frames = check_positive_int(n_frames, "n_frames")
         stride = self.stride if stride is None else check_positive_int(stride, "stride")
         h = self.dt if dt is None else check_positive(dt, "dt")
@@ -199,7 +210,8 @@ class DoublePendulum(Task):
         """
         E = check_values(energy, "energy")
         if (E < self.min_energy).any():
-            raise ValueError(f"energy must be >= {self.min_energy:g} (the pendulum at rest); got min {E.min():g}")
+            raise ValueError(f"energy must be >= {self.min_energy:g} (the pendulum at rest); "
+                             f"got min {E.min():g}")
         rng = as_rng(rng)
 
         def bound(scale):
@@ -210,7 +222,8 @@ class DoublePendulum(Task):
         theta = np.empty((E.size, 2))
         todo = np.arange(E.size)
         while todo.size:
-            t = rng.uniform(-1.0, 1.0, size=(todo.size, 2)) * np.stack([b1[todo], b2[todo]], axis=1)
+            t = (rng.uniform(-1.0, 1.0, size=(todo.size, 2))
+                 * np.stack([b1[todo], b2[todo]], axis=1))
             ok = self.potential(t[:, 0], t[:, 1]) <= E[todo]
             theta[todo[ok]] = t[ok]
             todo = todo[~ok]
@@ -230,7 +243,8 @@ class DoublePendulum(Task):
         """States ``(n, L, 4)`` in the task's representation, float32 ``(n, L, d)``."""
         s = np.asarray(states, dtype=np.float64)
         if self.representation == "sincos":
-            x = np.stack([np.sin(s[..., 0]), np.cos(s[..., 0]), np.sin(s[..., 1]), np.cos(s[..., 1]),
+            x = np.stack([np.sin(s[..., 0]), np.cos(s[..., 0]),
+                          np.sin(s[..., 1]), np.cos(s[..., 1]),
                           s[..., 2], s[..., 3]], axis=-1)
         else:
             x = _wrap(s[..., :2])
@@ -271,15 +285,16 @@ class DoublePendulum(Task):
 
         ``angles`` ``(n, L, >=2)`` (wrapped or not) are unwrapped along time (assumes less than
         half a turn between frames), differentiated with the fourth-order central stencil
-        ``(-a[t+2] + 8 a[t+1] - 8 a[t-1] + a[t-2]) / (12 dt_frame)``, and the energy is averaged over
-        the ``L - 4`` interior frames. Independent noise of size ``s`` in the angles becomes
-        velocity noise of ``sqrt(1 + 64 + 64 + 1) / 12 * s / dt_frame``, about ``0.95 s / dt_frame``
-        (the root sum of squares of the stencil's weights), which the quadratic kinetic energy
-        turns into an upward bias.
+        ``(-a[t+2] + 8 a[t+1] - 8 a[t-1] + a[t-2]) / (12 dt_frame)``, and the energy is averaged
+        over the ``L - 4`` interior frames. Independent noise of size ``s`` in the angles becomes
+        velocity noise of ``sqrt(1 + 64 + 64 + 1) / 12 * s / dt_frame``, about
+        ``0.95 s / dt_frame`` (the root sum of squares of the stencil's weights), which the
+        quadratic kinetic energy turns into an upward bias.
         """
         a = check_trajectories(angles, "angles", allow_nan=True)
         if a.shape[1] < 5:
-            raise ValueError(f"angles need at least 5 frames for the finite-difference stencil; got L={a.shape[1]}")
+            raise ValueError(f"angles need at least 5 frames for the finite-difference stencil; "
+                             f"got L={a.shape[1]}")
         nan = np.isnan(a[..., :2]).any(axis=(1, 2))
         a = np.unwrap(np.where(np.isnan(a[..., :2]), 0.0, a[..., :2]), axis=1)
         w = (-a[:, 4:] + 8 * a[:, 3:-1] - 8 * a[:, 1:-3] + a[:, :-4]) / (12.0 * self.frame_dt)
@@ -289,8 +304,9 @@ class DoublePendulum(Task):
         return Recovery.from_values(e, {"nan in trajectory": nan})
 
     # -- chaos ----------------------------------------------------------------
-    def finite_time_lyapunov(self, energies, duration: float = 10.0, n_initial: int = 8, rng=None,
-                             separation: float = 1e-8, renormalise_every: float = 0.1) -> np.ndarray:
+    def finite_time_lyapunov(self, energies, duration: float = 10.0, n_initial: int = 8,
+                             rng=None, separation: float = 1e-8,
+                             renormalise_every: float = 0.1) -> np.ndarray:
         """Chaos indicator per energy: the mean finite-time Lyapunov exponent (1/s) (Chapter 6).
 
         For each energy, ``n_initial`` states on the shell and a neighbour displaced by
@@ -306,7 +322,8 @@ class DoublePendulum(Task):
         duration = check_positive(duration, "duration")
         n_initial = check_positive_int(n_initial, "n_initial")
         separation = check_positive(separation, "separation")
-        steps_per = max(1, int(round(check_positive(renormalise_every, "renormalise_every") / self.dt)))
+        steps_per = max(1, int(round(check_positive(renormalise_every, "renormalise_every")
+                                     / self.dt)))
         n_blocks = max(1, int(round(duration / (steps_per * self.dt))))
         base = self.initial_states(np.repeat(E, n_initial), rng)
         near = base.copy()
@@ -328,7 +345,8 @@ class DoublePendulum(Task):
         x = self._check_x(x)
         if self.representation == "angles":
             return x[..., :2]
-        return np.stack([np.arctan2(x[..., 0], x[..., 1]), np.arctan2(x[..., 2], x[..., 3])], axis=-1)
+        return np.stack([np.arctan2(x[..., 0], x[..., 1]), np.arctan2(x[..., 2], x[..., 3])],
+                        axis=-1)
 
     def bob_positions(self, angles) -> tuple[np.ndarray, np.ndarray]:
         """Cartesian positions of the two masses, ``(..., 2)`` each, pivot at the origin, y up."""
@@ -338,7 +356,8 @@ class DoublePendulum(Task):
         return p1, p2
 
 
-def plot_strobe(task: DoublePendulum, x, index: int = 0, ax=None, n_strobe: int = 12, cmap: str = "viridis"):
+def plot_strobe(task: DoublePendulum, x, index: int = 0, ax=None, n_strobe: int = 12,
+                cmap: str = "viridis"):
     """Strobe picture of one trajectory: rods at ``n_strobe`` instants, darker = later (Chapter 6).
 
     ``x`` is ``(n, L, d)`` in the task's representation; the trace of the outer mass is drawn
@@ -358,7 +377,8 @@ def plot_strobe(task: DoublePendulum, x, index: int = 0, ax=None, n_strobe: int 
     for k, t in enumerate(np.linspace(0, len(p1) - 1, len(colours)).round().astype(int)):
         xs = [0.0, p1[t, 0], p2[t, 0]]
         ys = [0.0, p1[t, 1], p2[t, 1]]
-        ax.plot(xs, ys, "-o", color=colours[k], lw=1.5, ms=4, alpha=0.35 + 0.65 * k / max(1, len(colours) - 1))
+        ax.plot(xs, ys, "-o", color=colours[k], lw=1.5, ms=4,
+                alpha=0.35 + 0.65 * k / max(1, len(colours) - 1))
     reach = task.l1 + task.l2
     ax.plot([0], [0], "ks", ms=5)
     ax.set_xlim(-1.1 * reach, 1.1 * reach)
@@ -373,7 +393,8 @@ def plot_energy_histogram(task: DoublePendulum, values_by_label, ax=None, rng=No
     """Histograms of recovered energies against the prior and its null band (Chapter 6).
 
     ``values_by_label`` maps a label to energies (or is one array, labelled ``'data'``);
-    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units. Returns the axes.
+    :func:`physmis_edu.plotting.plot_values` with the task's prior, bins and units.
+    Returns the axes.
     """
     from ..plotting import plot_values
 

@@ -67,11 +67,14 @@ class LogisticMap(Task):
     def __post_init__(self):
         super().__post_init__()
         if not (0.0 < self.lo and self.hi <= 4.0):
-            raise ValueError(f"logistic map needs 0 < lo < hi <= 4 so that x stays in [0, 1]; got [{self.lo}, {self.hi}]")
+            raise ValueError(f"logistic map needs 0 < lo < hi <= 4 so that x stays in [0, 1]; "
+                             f"got [{self.lo}, {self.hi}]")
         self.length = check_positive_int(self.length, "length", minimum=2)
-        self.x0_lo, self.x0_hi = check_range(self.x0_lo, self.x0_hi, "initial-state range (x0_lo, x0_hi)")
+        self.x0_lo, self.x0_hi = check_range(self.x0_lo, self.x0_hi,
+                                             "initial-state range (x0_lo, x0_hi)")
         if not (0.0 < self.x0_lo and self.x0_hi < 1.0):
-            raise ValueError(f"initial-state range must lie inside (0, 1); got [{self.x0_lo}, {self.x0_hi}]")
+            raise ValueError(f"initial-state range must lie inside (0, 1); "
+                             f"got [{self.x0_lo}, {self.x0_hi}]")
 
     def generate(self, c, rng=None) -> np.ndarray:
         r = self.check_c(c)
@@ -100,7 +103,8 @@ class LogisticMap(Task):
         return _logistic_residual
 
 
-def lyapunov_exponent(r, n_steps: int = 2000, burn_in: int = 500, x0: float = 0.3141) -> np.ndarray:
+def lyapunov_exponent(r, n_steps: int = 2000, burn_in: int = 500,
+                      x0: float = 0.3141) -> np.ndarray:
     """Lyapunov exponent of the logistic map at each ``r`` (positive: chaotic).
 
     Introduced in Chapter 4.
@@ -125,8 +129,9 @@ def lyapunov_exponent(r, n_steps: int = 2000, burn_in: int = 500, x0: float = 0.
 def _check_frequency_range(lo: float, hi: float, name: str, *, allow_equal: bool = False) -> None:
     ordered = lo <= hi if allow_equal else lo < hi
     if not (0.0 < lo and ordered and hi < np.pi):
-        raise ValueError(f"{name} must satisfy 0 < lo {'<=' if allow_equal else '<'} hi < pi (rad/step) "
-                         f"so that the oscillation is resolved by one sample per step; got [{lo}, {hi}]")
+        raise ValueError(f"{name} must satisfy 0 < lo {'<=' if allow_equal else '<'} hi < pi "
+                         f"(rad/step) so that the oscillation is resolved by one sample per step; "
+                         f"got [{lo}, {hi}]")
 
 
 @dataclass
@@ -160,7 +165,8 @@ class Sinusoid(Task):
         super().__post_init__()
         _check_frequency_range(self.lo, self.hi, "sinusoid frequency range (lo, hi)")
         self.length = check_positive_int(self.length, "length", minimum=3)
-        self.amp_lo, self.amp_hi = check_range(self.amp_lo, self.amp_hi, "amplitude range (amp_lo, amp_hi)")
+        self.amp_lo, self.amp_hi = check_range(self.amp_lo, self.amp_hi,
+                                               "amplitude range (amp_lo, amp_hi)")
         if self.amp_lo <= 0:
             raise ValueError(f"amplitude range must be positive; got amp_lo={self.amp_lo}")
 
@@ -195,7 +201,8 @@ class Sinusoid(Task):
 
 @dataclass
 class DampedOscillator(Task):
-    """Damped oscillation ``x_t = A exp(-gamma t) cos(omega t + phi)`` with control ``gamma`` (1/step).
+    """Damped oscillation ``x_t = A exp(-gamma t) cos(omega t + phi)`` with
+    control ``gamma`` (1/step).
 
     Introduced in Chapter 4 (the second smooth rule).
     Nuisance: amplitude ``A ~ U(amp_lo, amp_hi)``, frequency ``omega ~ U(omega_lo, omega_hi)``
@@ -229,8 +236,10 @@ class DampedOscillator(Task):
             raise ValueError(f"decay-rate range must be >= 0; got lo={self.lo}")
         self.length = check_positive_int(self.length, "length", minimum=4)
         self.omega_lo, self.omega_hi = float(self.omega_lo), float(self.omega_hi)
-        _check_frequency_range(self.omega_lo, self.omega_hi, "frequency range (omega_lo, omega_hi)", allow_equal=True)
-        self.amp_lo, self.amp_hi = check_range(self.amp_lo, self.amp_hi, "amplitude range (amp_lo, amp_hi)")
+        _check_frequency_range(self.omega_lo, self.omega_hi,
+                               "frequency range (omega_lo, omega_hi)", allow_equal=True)
+        self.amp_lo, self.amp_hi = check_range(self.amp_lo, self.amp_hi,
+                                               "amplitude range (amp_lo, amp_hi)")
         if self.amp_lo <= 0:
             raise ValueError(f"amplitude range must be positive; got amp_lo={self.amp_lo}")
 
@@ -241,7 +250,8 @@ class DampedOscillator(Task):
         omega = rng.uniform(self.omega_lo, self.omega_hi, size=gamma.size)
         phase = rng.uniform(0.0, 2.0 * np.pi, size=gamma.size)
         t = np.arange(self.length)[None, :]
-        x = amp[:, None] * np.exp(-gamma[:, None] * t) * np.cos(omega[:, None] * t + phase[:, None])
+        x = (amp[:, None] * np.exp(-gamma[:, None] * t)
+             * np.cos(omega[:, None] * t + phase[:, None]))
         return x.astype(np.float32)[:, :, None]
 
     def recover(self, x) -> Recovery:

@@ -25,7 +25,9 @@ from .base import Recovery, Task
 
 
 def _warp(u, variation: float, bumps: int = 1):
-    """``s(u) = u + v sin(2 pi b u) / (2 pi b)``: monotone for ``|v| < 1``, slope ``1 + v cos(2 pi b u)``."""
+    """``s(u) = u + v sin(2 pi b u) / (2 pi b)``: monotone for ``|v| < 1``,
+    slope ``1 + v cos(2 pi b u)``.
+    """
     k = 2.0 * np.pi * bumps
     return u + variation * np.sin(k * u) / k
 
@@ -37,7 +39,8 @@ def _warp_slope(u, variation: float, bumps: int = 1):
 def _check_variation(v, name: str) -> float:
     v = float(v)
     if not (np.isfinite(v) and -1.0 < v < 1.0):
-        raise ValueError(f"{name} must lie in (-1, 1) so that the map stays strictly monotone; got {v!r}")
+        raise ValueError(f"{name} must lie in (-1, 1) so that the map stays strictly monotone; "
+                         f"got {v!r}")
     return v
 
 
@@ -48,7 +51,9 @@ def _spread(x):
 
 
 def _repeat_point(points: np.ndarray, length: int, noise: float, rng) -> np.ndarray:
-    """``(n, d)`` points -> ``(n, L, d)`` float32 trajectories, each step observed with its own noise."""
+    """``(n, d)`` points -> ``(n, L, d)`` float32 trajectories,
+    each step observed with its own noise.
+    """
     x = np.repeat(points[:, None, :], length, axis=1)
     if noise > 0:
         x = x + noise * rng.standard_normal(x.shape)
@@ -200,7 +205,8 @@ class CurveToy(Task):
         self.grid = check_positive_int(self.grid, "grid", minimum=16)
         theta_min = 2.0 * np.pi * self.turns * float(_warp(-self.margin, self.speed_variation))
         if self.inner_radius + self.fold * theta_min / (2.0 * np.pi) <= 0:
-            raise ValueError("inner_radius is too small for this fold and margin: the searched spiral would cross its centre")
+            raise ValueError("inner_radius is too small for this fold and margin: "
+                             "the searched spiral would cross its centre")
 
     # -- the curve, in the unit coordinate u = (c - lo) / (hi - lo) --------------------
     def _angle_radius(self, u):
@@ -208,7 +214,9 @@ class CurveToy(Task):
         return theta, self.inner_radius + self.fold * theta / (2.0 * np.pi)
 
     def _curve_u(self, u):
-        """``gamma`` and ``d gamma / du`` at unit coordinates ``u`` (each of shape ``u.shape + (2,)``)."""
+        """``gamma`` and ``d gamma / du`` at unit coordinates ``u``
+        (each of shape ``u.shape + (2,)``).
+        """
         theta, r = self._angle_radius(u)
         dtheta = 2.0 * np.pi * self.turns * _warp_slope(u, self.speed_variation)
         dr = self.fold * dtheta / (2.0 * np.pi)
@@ -253,7 +261,8 @@ class CurveToy(Task):
         b = u_grid[np.minimum(nearest + 1, self.grid - 1)]
         # The squared distance decreases into the grid minimum from both sides, so the
         # stationarity condition changes sign in [a, b] unless the minimum is an end of the grid.
-        at_end = ((nearest == 0) & (stationarity(a) > 0)) | ((nearest == self.grid - 1) & (stationarity(b) < 0))
+        at_end = (((nearest == 0) & (stationarity(a) > 0))
+                  | ((nearest == self.grid - 1) & (stationarity(b) < 0)))
         # 48 halvings take a two-cell bracket below float64 resolution.
         for _ in range(48):
             mid = 0.5 * (a + b)
@@ -274,7 +283,8 @@ class CurveToy(Task):
         points = x.mean(axis=1)
         points[has_nan] = 0.0  # any finite stand-in; these rows are reported as failures
         c, at_end = self.nearest_control(points)
-        return Recovery.from_values(c, {"nan in trajectory": has_nan, "beyond the end of the curve": at_end})
+        return Recovery.from_values(c, {"nan in trajectory": has_nan,
+                                        "beyond the end of the curve": at_end})
 
     def c_free_residual(self):
         """Spread of the trajectory about its mean: a true one repeats one point (Chapter 6)."""
