@@ -1,4 +1,4 @@
-"""Maze navigation task (Chapter 7): layouts, physics, walls, curation, recovery, kernel drift."""
+"""Maze navigation task (Chapter 6's applied panel): layouts, physics, walls, curation, recovery, kernel drift."""
 
 import matplotlib
 

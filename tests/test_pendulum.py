@@ -1,4 +1,4 @@
-"""Double pendulum task (Chapter 8): integrator, energy shell, recovery, chaos, kernel drift."""
+"""Double pendulum task (Chapter 6's applied panel): integrator, energy shell, recovery, chaos, kernel drift."""
 
 import matplotlib
 
