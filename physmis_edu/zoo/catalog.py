@@ -116,7 +116,8 @@ SPECS: dict[str, RunSpec] = {spec.name: spec for spec in _book_specs()}
 
 
 def make_task(key: str):
-    """The task of the store for a key (``'logistic-chaotic'``, ...), constructed as for training."""
+    """The task of the store for a key (``'logistic-chaotic'``, ...), constructed as for
+    training."""
     if key not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}; got {key!r}")
     return TASKS[key]()
