@@ -451,3 +451,21 @@ def test_markdown_leaderboard_says_how_each_kernel_was_obtained():
     text = panel.markdown_leaderboard(table, {"VAE": "VAE"})
     assert "| a | before training |" in text and "| b | cheap proxy (0.125 cost) |" in text
     assert "0.50 [0.30, 0.60]" in text
+
+
+def test_decomposition_separates_shape_amount_and_out_of_range_mass():
+    # The shape is right (the same bins gain and lose) but twice the mass moves inside the range,
+    # and the out-of-range mass is half the observed.
+    observed = [0.02, 0.1, -0.1, 0.0, 0.0]
+    predicted = [0.01, 0.2, -0.2, 0.0, 0.0]
+    score = panel.CellScore(cell="toy/VAE/s0", task="toy", model="VAE", seed=0, kernel="k",
+                            pearson=0.9, spearman=0.9, explained_fraction=0.0, sign_agree=True,
+                            tv_observed=0.1, tv_predicted=0.2, oos_observed=0.04,
+                            oos_predicted=0.02, null_tv99=0.01, inside_pearson=1.0,
+                            dq_predicted=predicted, dq_observed=observed)
+    parts = panel.decompose(score)
+    assert parts["inside_pearson"] == 1.0
+    assert parts["moved_observed"] == pytest.approx(0.1)
+    assert parts["moved_ratio"] == pytest.approx(2.0) and parts["oos_ratio"] == pytest.approx(0.5)
+    (row,) = panel.leaderboard([score])
+    assert row["moved_ratio"] == pytest.approx(2.0) and row["oos_ratio"] == pytest.approx(0.5)

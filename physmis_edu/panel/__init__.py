@@ -26,7 +26,7 @@ from .specs import (BASELINE_GRID, FAMILIES, PROXY_FRACTIONS, PROXY_KINDS, ROUTE
                     best_kernels, best_lambda, family_specs, proxy_spec, route_by_tune_seed)
 from .store import (array_digest, config_hash, remove_stale_temps, sample_code_hash,
                     save_npz, save_text, score_code_hash)
-from .tables import (POOLED_CEILING, RESULTS_DIR, format_leaderboard, leaderboard,
+from .tables import (POOLED_CEILING, RESULTS_DIR, decompose, format_leaderboard, leaderboard,
                      markdown_leaderboard, median, pooled_leaderboard, read_results,
                      results_files)
 from .train import (PANEL_VERSION, CellData, ProxyData, cache_path, cell_config, cell_sizes,

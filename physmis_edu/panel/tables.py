@@ -5,6 +5,9 @@ A leaderboard row is a dict: ``kernel`` (its name), ``kind`` (``"kernel"``, ``"r
 cheap proxy's share of the expensive model's training steps, else ``None``), ``n`` (cells), the
 medians over cells (``pearson``, ``inside_pearson``, ``spearman``, ``ef``, ``ef_ceiling``,
 ``sign``, ``pm_pass``, ``pm_identity``, ``oos_observed``, ``oos_predicted``, ``tv_observed``),
+the three parts of agreement (:func:`decompose`: the shape inside the range is
+``inside_pearson``; ``moved_ratio`` and ``oos_ratio`` are the medians over cells of predicted
+over observed mass moved inside the range and mass out of range or failed),
 90% bootstrap intervals over cells of the headline medians (``pearson_ci``,
 ``inside_pearson_ci``, ``ef_ci``), and ``per_model`` and ``per_task``: the medians per model
 class and per task, ``{"DiffusionMLP": {"pearson": ..., "inside_pearson": ..., "ef": ...}}``.
@@ -17,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RESULTS_DIR", "median", "leaderboard", "pooled_leaderboard", "POOLED_CEILING",
-           "format_leaderboard", "markdown_leaderboard", "read_results", "results_files"]
+__all__ = ["RESULTS_DIR", "median", "decompose", "leaderboard", "pooled_leaderboard",
+           "POOLED_CEILING", "format_leaderboard", "markdown_leaderboard", "read_results",
+           "results_files"]
 
 # The panel's committed results files, shipped as package data so Chapter 6 reads them anywhere
 # (Colab installs the package, not the repository).
@@ -43,6 +47,26 @@ def _interval(values, level: float = 0.9, n_boot: int = 2000, seed: int = 0) -> 
     medians = np.median(v[rng.integers(0, v.size, size=(n_boot, v.size))], axis=1)
     tail = 0.5 * (1.0 - level)
     return [float(q) for q in np.quantile(medians, [tail, 1.0 - tail])]
+
+
+def decompose(score) -> dict:
+    """Agreement in three parts (Chapter 6): the shape of the shift inside the range
+    (``inside_pearson``), the mass moved inside the range (``moved_predicted``,
+    ``moved_observed``: half the summed absolute shift over the bins inside ``[lo, hi]``) and the
+    mass out of range or failed (``oos_predicted``, ``oos_observed``), with the ratios predicted
+    over observed (``NaN`` where nothing was observed). A kernel can get the shape right and the
+    amounts wrong, which the explained fraction alone does not say.
+    """
+    pred, obs = np.asarray(score.dq_predicted), np.asarray(score.dq_observed)
+    moved_pred, moved_obs = 0.5 * np.abs(pred[1:-1]).sum(), 0.5 * np.abs(obs[1:-1]).sum()
+
+    def ratio(a, b):
+        return float(a / b) if b > 0 else float("nan")
+
+    return {"inside_pearson": score.inside_pearson, "moved_predicted": float(moved_pred),
+            "moved_observed": float(moved_obs), "moved_ratio": ratio(moved_pred, moved_obs),
+            "oos_predicted": score.oos_predicted, "oos_observed": score.oos_observed,
+            "oos_ratio": ratio(score.oos_predicted, score.oos_observed)}
 
 
 def _groups(entries, field: str) -> dict:
@@ -85,6 +109,7 @@ def leaderboard(scores, seeds=None, specs=()) -> list[dict]:
     table = []
     for name, group in rows.items():
         pm = [g.pm_pass for g in group if g.pm_pass is not None]
+        parts = [decompose(g) for g in group if g.dq_predicted is not None]
         entries = [{"task": g.task, "model": g.model, "pearson": g.pearson,
                     "inside_pearson": g.inside_pearson, "ef": g.explained_fraction}
                    for g in group]
@@ -101,6 +126,8 @@ def leaderboard(scores, seeds=None, specs=()) -> list[dict]:
                "oos_observed": median(g.oos_observed for g in group),
                "oos_predicted": median(g.oos_predicted for g in group),
                "tv_observed": median(g.tv_observed for g in group),
+               "moved_ratio": median(d["moved_ratio"] for d in parts),
+               "oos_ratio": median(d["oos_ratio"] for d in parts),
                "pearson_ci": _interval([g.pearson for g in group]),
                "inside_pearson_ci": _interval([g.inside_pearson for g in group]),
                "ef_ci": _interval([g.explained_fraction for g in group]),
@@ -228,7 +255,8 @@ def markdown_leaderboard(table: list[dict], shorts: dict | None = None,
         text = _fmt(r.get(key), ".2f")
         return text if not ci else f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
-    head = (["kernel", "kind", "n", "Pearson", "inside", "EF", "EF max", "PM ok"]
+    head = (["kernel", "kind", "n", "Pearson", "inside", "EF", "EF max", "moved ratio",
+             "out ratio", "PM ok"]
             + [_short(m, shorts) for m in models])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
@@ -239,6 +267,7 @@ def markdown_leaderboard(table: list[dict], shorts: dict | None = None,
             kind = f"cheap proxy ({r['cost_fraction']:.3g} cost)"
         cells = [r["kernel"], kind, str(r["n"]), with_ci(r, "pearson"),
                  with_ci(r, "inside_pearson"), with_ci(r, "ef"), _fmt(r.get("ef_ceiling"), ".2f"),
+                 _fmt(r.get("moved_ratio"), ".2f"), _fmt(r.get("oos_ratio"), ".2f"),
                  _fmt(r.get("pm_pass"), ".2f")]
         cells += [_fmt(r["per_model"].get(m, {}).get(per_model), ".2f") for m in models]
         lines.append("| " + " | ".join(cells) + " |")
