@@ -1,6 +1,6 @@
 """Maze navigation: a point mass in grid mazes, control = travel distance.
 
-Used in Chapter 6's applied panel; a chapter of its own is planned.
+Used by the kernel panel of Chapter 6 (its applied tasks); a chapter of its own is planned.
 
 A demonstration is produced the way offline-RL maze datasets are: pick a random free start
 cell and goal cell, take a shortest path between them on the grid (breadth-first search),
