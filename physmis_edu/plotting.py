@@ -13,7 +13,7 @@ import numpy as np
 
 from .metrics import DriftReport, as_prior, null_band, prior_probs, recovered_histogram
 
-__all__ = ["plot_drift", "plot_values"]
+__all__ = ["plot_drift", "plot_values", "plot_leaderboard", "plot_leaderboard_groups"]
 
 
 def _bin_positions(edges: np.ndarray) -> tuple[np.ndarray, float]:
@@ -104,3 +104,83 @@ def plot_values(values_by_label, prior, bins: int = 20, ax=None, null: bool = Tr
     ax.set_ylabel("probability per bin")
     ax.legend(fontsize=9, frameon=False)
     return ax
+
+
+# Colours of leaderboard rows by how the kernel was obtained (Chapter 6).
+_ROW_COLOURS = {"reference": "0.55", "routed": "C4", "kernel": "C0", "before training": "C2",
+                "cheap proxy": "C1"}
+
+
+def _row_kind(row: dict) -> str:
+    if row.get("before_training"):
+        return "before training"
+    if row.get("cost_fraction") is not None:
+        return "cheap proxy"
+    return row["kind"]
+
+
+def _finite(v) -> float:
+    return float(v) if v is not None and np.isfinite(v) else np.nan
+
+
+def plot_leaderboard(board: list[dict], goals=(("inside_pearson", 0.8), ("ef", 0.5)),
+                     reference: str | None = None, width: float = 8.0):
+    """Bars of a leaderboard's medians with their intervals, coloured by how each kernel was
+    obtained (Chapter 6). ``board``: rows of :func:`physmis_edu.panel.leaderboard`; ``goals``:
+    (column, goal) pairs, one panel each; ``reference``: the name of a row drawn as a dotted
+    line (e.g. the seed-to-seed ceiling). Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    y = np.arange(len(board))
+    fig, axes = plt.subplots(1, len(goals), figsize=(width, 0.24 * len(board) + 1.6),
+                             sharey=True, layout="constrained", squeeze=False)
+    ref = next((r for r in board if r["kernel"] == reference), None)
+    labels = {"inside_pearson": "median Pearson inside [lo, hi]", "pearson": "median Pearson",
+              "ef": "median explained fraction"}
+    for ax, (key, goal) in zip(axes[0], goals):
+        mid = np.array([_finite(r.get(key)) for r in board])
+        ci = np.array([r.get(f"{key}_ci") or [np.nan, np.nan] for r in board], dtype=float)
+        err = np.abs(np.stack([mid - ci[:, 0], ci[:, 1] - mid]))
+        ax.barh(y, np.nan_to_num(mid), color=[_ROW_COLOURS[_row_kind(r)] for r in board])
+        ax.errorbar(mid, y, xerr=np.nan_to_num(err), fmt="none", ecolor="k", lw=0.8)
+        ax.axvline(goal, color="k", ls="--", lw=1)
+        if ref is not None:
+            ax.axvline(_finite(ref.get(key)), color="0.3", ls=":", lw=1.4)
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_xlabel(labels.get(key, key), fontsize=9)
+    axes[0, 0].set_yticks(y, [r["kernel"][:30] for r in board], fontsize=8)
+    axes[0, 0].invert_yaxis()
+    kinds = dict.fromkeys(_row_kind(r) for r in board)
+    handles = [Patch(color=_ROW_COLOURS[k], label=k) for k in kinds]
+    handles += [plt.Line2D([], [], color="k", ls="--", label="goal")]
+    if ref is not None:
+        handles += [plt.Line2D([], [], color="0.3", ls=":", label=reference)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=9)
+    return fig
+
+
+def plot_leaderboard_groups(board: list[dict], shorts: dict | None = None,
+                            key: str = "inside_pearson", width: float = 8.0):
+    """A heat map of each row's median ``key`` per model class (left of the line) and per task
+    (right of it) (Chapter 6). ``shorts``: short names of the model classes. Returns the
+    figure."""
+    import matplotlib.pyplot as plt
+
+    models = list(board[0]["per_model"])
+    tasks = list(board[0]["per_task"])
+    groups = [("per_model", m) for m in models] + [("per_task", t) for t in tasks]
+    table = np.array([[_finite(r[kind].get(name, {}).get(key)) for kind, name in groups]
+                      for r in board])
+    fig, ax = plt.subplots(figsize=(width, 0.24 * len(board) + 1.8), layout="constrained")
+    image = ax.imshow(table, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    for i, j in np.ndindex(table.shape):
+        text = "-" if not np.isfinite(table[i, j]) else f"{table[i, j]:.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.axvline(len(models) - 0.5, color="k", lw=1.5)
+    names = [(shorts or {}).get(name, name) for _, name in groups]
+    ax.set_xticks(range(len(groups)), names, rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(range(len(board)), [r["kernel"][:30] for r in board], fontsize=8)
+    fig.colorbar(image, ax=ax, label=key.replace("_", " "), shrink=0.8)
+    return fig
+

@@ -469,3 +469,25 @@ def test_decomposition_separates_shape_amount_and_out_of_range_mass():
     assert parts["moved_ratio"] == pytest.approx(2.0) and parts["oos_ratio"] == pytest.approx(0.5)
     (row,) = panel.leaderboard([score])
     assert row["moved_ratio"] == pytest.approx(2.0) and row["oos_ratio"] == pytest.approx(0.5)
+
+
+def test_leaderboard_plots_fit_the_page():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from physmis_edu.plotting import plot_leaderboard, plot_leaderboard_groups
+
+    scores = panel.evaluate_panel([_fake_cell(seed=s, shrink=0.1) for s in (0, 1)],
+                                  [_gaussian_spec(0.0), _gaussian_spec(0.01)], rng=0)
+    board = panel.leaderboard(scores, seeds=[1])
+    fig = plot_leaderboard(board, reference=panel.CEILING)
+    assert fig.get_figwidth() <= 8 and len(fig.axes) == 2
+    (legend,) = fig.legends
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
+    assert {t.get_text() for t in legend.get_texts()} >= {"reference", "kernel", "goal"}
+    heat = plot_leaderboard_groups(board, {"VAE": "VAE"})
+    assert heat.get_figwidth() <= 8
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == ["VAE", "logistic-chaotic"]
+    plt.close("all")
