@@ -149,7 +149,7 @@ def plot_leaderboard(board: list[dict], goals=(("inside_pearson", 0.8), ("ef", 0
             ax.axvline(_finite(ref.get(key)), color="0.3", ls=":", lw=1.4)
         ax.axvline(0, color="k", lw=0.6)
         ax.set_xlabel(labels.get(key, key), fontsize=9)
-    axes[0, 0].set_yticks(y, [r["kernel"][:30] for r in board], fontsize=8)
+    axes[0, 0].set_yticks(y, [r["kernel"][:34] for r in board], fontsize=8)
     axes[0, 0].invert_yaxis()
     kinds = dict.fromkeys(_row_kind(r) for r in board)
     handles = [Patch(color=_ROW_COLOURS[k], label=k) for k in kinds]
@@ -180,7 +180,7 @@ def plot_leaderboard_groups(board: list[dict], shorts: dict | None = None,
     ax.axvline(len(models) - 0.5, color="k", lw=1.5)
     names = [(shorts or {}).get(name, name) for _, name in groups]
     ax.set_xticks(range(len(groups)), names, rotation=30, ha="right", fontsize=9)
-    ax.set_yticks(range(len(board)), [r["kernel"][:30] for r in board], fontsize=8)
+    ax.set_yticks(range(len(board)), [r["kernel"][:34] for r in board], fontsize=8)
     fig.colorbar(image, ax=ax, label=key.replace("_", " "), shrink=0.8)
     return fig
 

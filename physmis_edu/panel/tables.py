@@ -200,7 +200,7 @@ def pooled_leaderboard(scores, seeds, reference_seed: int, specs=()) -> list[dic
 
 
 def _fmt(v, spec: str = "5.2f") -> str:
-    width = int(spec.split(".")[0]) if spec[0].isdigit() else 5
+    width = int(spec.split(".")[0]) if spec[0].isdigit() else 1
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-".center(width)
     return format(v, spec)
