@@ -7,6 +7,8 @@ Each chapter listed in ``_toc.yml`` that is an executable MyST notebook gets:
 - ``notebooks/NAME.ipynb``: outputs empty, Colab metadata asking for a GPU runtime,
   and a first cell that installs the library only when running inside Colab;
 - ``notebooks/student/NAME.ipynb``: the same without the ``{solution}`` blocks.
+Glued values (``{glue:text}`name```), which only the built book fills in, become a pointer to
+the cell above that computes them.
 The output is deterministic (fixed cell ids, no tool versions), so a test can
 compare the committed copies with a fresh rendering.
 """
@@ -31,6 +33,10 @@ import sys
 if "google.colab" in sys.modules:
     %pip install -q "physmis_edu @ git+{url}@{branch}"
 """
+
+# A glued value (``{glue:text}`name```) renders only in the built book; in a notebook the reader
+# finds it computed by a cell above, so the role becomes a pointer to it.
+_GLUE = re.compile(r"\{glue:text\}`([^`]+)`")
 
 # A solution is a colon fence opened by {solution}; it ends at the matching closing fence.
 _SOLUTION = re.compile(r"^(?P<fence>:{3,})\{solution\}.*?^(?P=fence)\s*$\n?", re.S | re.M)
@@ -63,6 +69,8 @@ def render(path: Path, student: bool = False) -> str:
     url, branch = _repository()
     cells = [nbformat.v4.new_code_cell(INSTALL_CELL.format(url=url, branch=branch))]
     for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _GLUE.sub(r"`\1` (computed above)", cell.source)
         if student and cell.cell_type == "markdown":
             cell.source = _SOLUTION.sub("", cell.source)
         cells.append(cell)
