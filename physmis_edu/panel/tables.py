@@ -208,9 +208,12 @@ def _fmt(v, spec: str = "5.2f") -> str:
 
 def _label(row: dict) -> str:
     """A row's name with how it was obtained: a cheap proxy's cost fraction."""
-    if row.get("cost_fraction") is not None:
-        return f"{row['kernel']} ({row['cost_fraction']:.3g} cost)"
-    return row["kernel"]
+    cost = row.get("cost_fraction")
+    if cost is None:
+        return row["kernel"]
+    if "(cheap proxy)" in row["kernel"]:
+        return row["kernel"].replace("(cheap proxy)", f"(cheap proxy, {cost:.3g} cost)")
+    return f"{row['kernel']} ({cost:.3g} cost)"
 
 
 def _short(model: str, shorts: dict | None) -> str:
