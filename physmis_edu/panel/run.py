@@ -20,7 +20,8 @@ from .specs import (PROXY_KINDS, SHRINK_GRID, SHRINK_NAMES, SOURCE_TASK, baselin
                     before_training_specs, best_kernels, best_lambda, family_specs, proxy_spec,
                     route_by_tune_seed)
 from .tables import format_leaderboard, leaderboard, median, pooled_leaderboard
-from .train import cell_sizes, check_fraction, load_or_train, load_or_train_proxy, proxy_path
+from .train import (cache_path, cell_sizes, check_fraction, load_or_train, load_or_train_proxy,
+                    proxy_path)
 
 __all__ = ["run_panel", "train_cells", "train_proxies", "model_facts"]
 
@@ -54,31 +55,27 @@ def train_cells(cells, cache, jobs: int = 2):
     cost = {m: f["relative_cost"] for m, f in model_facts().items()}
     # Slow classes train first, so that the workers finish together.
     todo = [(c, cache) for c in sorted(cells, key=lambda c: -cost[c.model])
-            if c.profile != "book" and not (cache is not None and _cell_cached(c, cache))]
+            if c.profile != "book" and not (cache is not None and cache_path(c, cache).exists())]
     trained = _pool_map(_train_one, todo, jobs)
     datas = [load_or_train(c, cache) for c in cells]
     return datas, len(trained), sum(s for _, s, cached in trained if not cached)
 
 
-def _cell_cached(cell, cache) -> bool:
-    from .train import cache_path
-
-    return cache_path(cell, cache).exists()
-
-
 def _train_proxy(job):
-    cell, cache, fraction = job
-    proxy = load_or_train_proxy(cell, cache, fraction, device=_device(cell), threads=1)
+    cell, cache, fraction, train = job
+    proxy = load_or_train_proxy(cell, cache, fraction, device=_device(cell), threads=1,
+                                train=train)
     return proxy.cell, proxy.seconds, proxy.cached
 
 
 def train_proxies(datas, cache, fraction: float, jobs: int = 2):
     """Every cell's proxy at ``fraction`` (missing ones trained in ``jobs`` processes):
     Cell -> ProxyData, seconds of training, number trained now."""
-    todo = [(d.cell, cache, fraction) for d in datas
+    todo = [(d.cell, cache, fraction, d.train) for d in datas
             if not proxy_path(d.cell, cache, fraction, d.train).exists()]
     trained = _pool_map(_train_proxy, todo, jobs)
-    proxies = {d.cell: load_or_train_proxy(d.cell, cache, fraction) for d in datas}
+    proxies = {d.cell: load_or_train_proxy(d.cell, cache, fraction, train=d.train)
+               for d in datas}
     return proxies, sum(s for _, s, cached in trained if not cached), len(trained)
 
 

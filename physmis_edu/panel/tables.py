@@ -79,7 +79,7 @@ def _groups(entries, field: str) -> dict:
     return out
 
 
-def _kind(name: str, spec) -> str:
+def _kind(name: str) -> str:
     from .score import is_reference
     from .specs import ROUTED
 
@@ -92,7 +92,7 @@ def _kind(name: str, spec) -> str:
 
 def _describe(name: str, specs: dict) -> dict:
     spec = specs.get(name)
-    return {"kind": _kind(name, spec),
+    return {"kind": _kind(name),
             "before_training": bool(spec is not None and spec.before_training),
             "cost_fraction": None if spec is None else spec.cost_fraction}
 

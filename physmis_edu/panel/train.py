@@ -205,7 +205,11 @@ def proxy_config(cell: Cell, fraction: float, train: np.ndarray | None = None) -
 
 def proxy_path(cell: Cell, cache, fraction: float, train: np.ndarray | None = None) -> Path:
     """Where a cell's proxy samples live: ``{cache}/proxy_{task}_{model}_s{seed}_{hash}.npz``."""
-    key = config_hash(proxy_config(cell, fraction, train))
+    return _proxy_file(cell, cache, proxy_config(cell, fraction, train))
+
+
+def _proxy_file(cell: Cell, cache, config: dict) -> Path:
+    key = config_hash(config)
     return Path(cache) / f"proxy_{cell.task}_{cell.model}_s{cell.seed}_{key}.npz"
 
 
@@ -218,18 +222,21 @@ def _training_set(cell: Cell, cache: Path) -> np.ndarray:
 
 
 def load_or_train_proxy(cell: Cell, cache, fraction: float = 0.125, device: str | None = None,
-                        threads: int | None = 1) -> ProxyData:
+                        threads: int | None = 1, train: np.ndarray | None = None) -> ProxyData:
     """A cheap proxy of a cell's model, trained on the cell's training trajectories only: its
     samples (Chapter 6), from the cache folder ``cache`` or trained now.
 
-    Neither ``c`` nor the task's recovery is used: only the training trajectories reach it.
+    ``train``: the cell's training trajectories where the caller holds them already (else they
+    are read or regenerated). Neither ``c`` nor the task's recovery is used: only the training
+    trajectories reach the proxy.
     """
     if cache is None:
         raise ValueError("cache must be a folder (proxies are trained and cached there); got None")
     cache = Path(cache)
-    train = _training_set(cell, cache)
+    if train is None:
+        train = _training_set(cell, cache)
     config = proxy_config(cell, fraction, train)
-    path = proxy_path(cell, cache, fraction, train)
+    path = _proxy_file(cell, cache, config)
     if path.exists():
         with np.load(path) as blob:
             return ProxyData(cell, config["fraction"], blob["samples"], float(blob["seconds"]))
