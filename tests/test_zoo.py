@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -190,9 +191,16 @@ def test_store_stays_small():
 @pytest.mark.skipif(os.environ.get("PHYSMIS_SKIP_WHEEL") == "1", reason="PHYSMIS_SKIP_WHEEL=1")
 def test_wheel_installs_and_loads_everything_outside_the_repository(tmp_path):
     """As Colab does: install the wheel (not the repository) and read every shipped file."""
+    # Built from a copy: setuptools reuses a build/ folder beside pyproject.toml, and a stale one
+    # would put files in the wheel that the repository no longer has.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "physmis_edu", source / "physmis_edu",
+                    ignore=shutil.ignore_patterns("__pycache__", ".*.tmp"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(wheels), str(ROOT)], check=True)
+                    "-q", "-w", str(wheels), str(source)], check=True)
     env_dir = tmp_path / "env"
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"

@@ -113,7 +113,8 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
 
     def score_checkpoint(m, step):
         tick = time.perf_counter()
-        x = m.sample(spec.n_curve, rng=np.random.default_rng([spec.seed, 2, step]))
+        x = m.sample(spec.n_curve, inpaint=catalog.endpoint_pins(spec, fresh, spec.n_curve),
+                     rng=np.random.default_rng([spec.seed, 2, step]))
         scored = sum(c["scoring"] for c in curve)
         curve.append(dict(step=step, train_seconds=tick - start - scored,
                           loss=float(np.mean(m.loss_history[-50:])),
@@ -127,7 +128,9 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
     scoring = sum(c["scoring"] for c in curve)
     train_seconds = time.perf_counter() - start - scoring
     tick = time.perf_counter()
-    samples = model.sample(spec.n_samples, rng=np.random.default_rng([spec.seed, 3]))
+    samples = model.sample(spec.n_samples,
+                           inpaint=catalog.endpoint_pins(spec, fresh, spec.n_samples),
+                           rng=np.random.default_rng([spec.seed, 3]))
     sample_seconds = time.perf_counter() - tick
     drift = _drift_summary(task, task.measure(samples), spec.seed)
     packing, packed = _quantisation_check(task, samples, drift["null_tv99"])
@@ -203,6 +206,7 @@ def build(specs=None, out_dir=None, jobs: int = 1, device=None, progress: bool =
     from tqdm.auto import tqdm
 
     from .._validation import check_positive_int
+    from ..models import model_classes
 
     jobs = check_positive_int(jobs, "jobs")
     specs = list(catalog.SPECS.values()) if specs is None else list(specs)
@@ -210,7 +214,8 @@ def build(specs=None, out_dir=None, jobs: int = 1, device=None, progress: bool =
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = pending(specs, out_dir)
     # Longest first, so the slowest trainings do not start last.
-    todo.sort(key=lambda s: -s.config["train_steps"] * _COST.get(s.model, 1.0))
+    classes = model_classes()
+    todo.sort(key=lambda s: -s.config["train_steps"] * classes[s.model].relative_cost)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     results = []
     run = Parallel(n_jobs=jobs, return_as="generator_unordered")
@@ -225,10 +230,6 @@ def build(specs=None, out_dir=None, jobs: int = 1, device=None, progress: bool =
         bar.update()
     bar.close()
     return results
-
-
-# Relative cost of one training step per class on a CPU (measured, only for ordering the work).
-_COST = {"DiffusionUNet": 7.0, "Transformer": 4.0, "DiffusionMLP": 1.0, "VAE": 1.0}
 
 
 def main(argv=None) -> int:

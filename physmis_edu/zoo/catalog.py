@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from ..tasks import CurveToy, LogisticMap, Sinusoid
+from ..tasks import CurveToy, DoublePendulum, LogisticMap, MazeTask, Sinusoid
 
 # Task keys of the store and how each task is constructed. A key names one fixed construction:
 # changing a task's parameters means a new key, so that shipped runs stay reproducible.
@@ -25,11 +25,14 @@ TASKS = {
     "logistic-periodic": lambda: LogisticMap(lo=2.8, hi=3.4, length=16),
     "toy": lambda: CurveToy(length=8),
     "sine": lambda: Sinusoid(length=32),
+    "maze": lambda: MazeTask(maze="umaze", length=32),
+    "pendulum": lambda: DoublePendulum(length=32),
 }
 
 # Fixed data streams per task: training set and fresh true data never depend on the model or seed,
 # so every class and seed of a task sees exactly the same training trajectories.
-DATA_SEEDS = {"logistic-chaotic": 1601, "logistic-periodic": 1602, "toy": 1603, "sine": 1604}
+DATA_SEEDS = {"logistic-chaotic": 1601, "logistic-periodic": 1602, "toy": 1603, "sine": 1604,
+              "maze": 1605, "pendulum": 1606}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class RunSpec:
     milestones: tuple = ()
     checkpoint: bool = False
     variant: str = ""
+    plan_endpoints: bool = False
+
+    def __post_init__(self):
+        if self.plan_endpoints and self.n_samples > self.n_fresh:
+            raise ValueError(f"a planner run (plan_endpoints=True) takes its endpoints from the "
+                             f"fresh data: n_samples={self.n_samples} must be <= "
+                             f"n_fresh={self.n_fresh}")
 
     @property
     def name(self) -> str:
@@ -64,6 +74,9 @@ class RunSpec:
         out = asdict(self)
         out["milestones"] = list(self.milestones)
         out["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()}
+        if not self.plan_endpoints:
+            # Omitted when off, so that the runs made before the field existed keep their hashes.
+            del out["plan_endpoints"]
         return out
 
     def spec_hash(self) -> str:
@@ -105,6 +118,15 @@ def _book_specs() -> list[RunSpec]:
         for model, config in BOOK_CONFIGS.items():
             for seed in SEEDS:
                 specs.append(RunSpec(task, model, seed, config, milestones=MILESTONES[model]))
+    # The applied tasks (Chapters 7 and 8). The maze planner is the temporal U-Net conditioned on
+    # start and goal by inpainting, as in Diffuser; the pendulum runs the two diffusion classes.
+    for seed in SEEDS:
+        specs.append(RunSpec("maze", "DiffusionUNet", seed, BOOK_CONFIGS["DiffusionUNet"],
+                             milestones=MILESTONES["DiffusionUNet"], plan_endpoints=True))
+    for model in ("DiffusionMLP", "DiffusionUNet"):
+        for seed in SEEDS:
+            specs.append(RunSpec("pendulum", model, seed, BOOK_CONFIGS[model],
+                                 milestones=MILESTONES[model]))
     for n_train in TRANSFORMER_DATA_SIZES:
         specs.append(RunSpec("logistic-chaotic", "Transformer", 0, BOOK_CONFIGS["Transformer"],
                              n_train=n_train, milestones=MILESTONES["Transformer"],
@@ -137,3 +159,20 @@ def fresh_data(spec: RunSpec):
 
     task = make_task(spec.task)
     return task.sample(spec.n_fresh, rng=np.random.default_rng([DATA_SEEDS[spec.task], 1]))
+
+
+def endpoint_pins(spec: RunSpec, fresh, n: int):
+    """The ``inpaint`` argument of a planner run's first ``n`` samples (Chapter 7), else ``None``.
+
+    Pins the position channels (the first two) of the first and last step of sample ``i`` to
+    those of fresh true trajectory ``i``.
+    """
+    import numpy as np
+
+    if not spec.plan_endpoints:
+        return None
+    if n > len(fresh):
+        raise ValueError(f"n must be <= the {len(fresh)} fresh trajectories; got {n}")
+    mask = np.zeros((n,) + fresh.shape[1:], dtype=bool)
+    mask[:, [0, -1], :2] = True
+    return mask, np.where(mask, fresh[:n], 0.0)

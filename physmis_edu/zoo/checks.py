@@ -4,12 +4,14 @@ Three statistics of a set of trajectories, each judged against fresh true data o
 
 1. ``inside``: the fraction of trajectories whose states all stay inside the task's state bounds;
 2. ``residual``: the median relative residual of the task's rule refitted per trajectory (zero on
-   true data up to rounding);
+   true data up to rounding), or of the task's c-free statistic where it has no exact rule (the
+   maze's path roughness, which true paths do not bring to zero);
 3. ``nn_ratio``: the median distance to the nearest training trajectory over the same for fresh
    true data. Much larger means off the data; much smaller means copied.
 
-The pass marks are Chapter 5's: at least 99% inside, a median residual of at most 10%, and a
-nearest-neighbour ratio within a factor 1.5 either way.
+The pass marks are Chapter 5's: at least 99% inside, a median residual of at most 10% (or, where
+fresh true data sit above that, at most 1.5 times theirs), and a nearest-neighbour ratio within
+a factor 1.5 either way.
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ def sample_checks(task, samples, train, fresh, reference=None) -> dict:
     failed = []
     if model["inside"] < INSIDE_MIN:
         failed.append(f"only {model['inside']:.1%} of trajectories stay in the state bounds")
-    if not model["residual"] <= RESIDUAL_MAX:
-        failed.append(f"median rule residual {model['residual']:.1%} > {RESIDUAL_MAX:.0%}")
+    # A statistic that true data do not bring to zero is judged against theirs.
+    residual_max = max(RESIDUAL_MAX, NN_RATIO_MAX * reference["residual"])
+    if not model["residual"] <= residual_max:
+        failed.append(f"median rule residual {model['residual']:.1%} > {residual_max:.0%}")
     if not ratio <= NN_RATIO_MAX:
         failed.append(f"{ratio:.2f}x farther from the training data than fresh data")
     elif ratio < 1 / NN_RATIO_MAX:
