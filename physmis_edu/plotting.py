@@ -13,7 +13,8 @@ import numpy as np
 
 from .metrics import DriftReport, as_prior, null_band, prior_probs, recovered_histogram
 
-__all__ = ["plot_drift", "plot_values", "plot_leaderboard", "plot_leaderboard_groups"]
+__all__ = ["plot_drift", "plot_values", "plot_leaderboard", "plot_leaderboard_groups",
+           "frame_player"]
 
 
 def _bin_positions(edges: np.ndarray) -> tuple[np.ndarray, float]:
@@ -184,3 +185,40 @@ def plot_leaderboard_groups(board: list[dict], shorts: dict | None = None,
     fig.colorbar(image, ax=ax, label=key.replace("_", " "), shrink=0.8)
     return fig
 
+
+
+def frame_player(draw, keys, figsize=(8.0, 3.6), dpi: int = 72, interval: int = 900):
+    """An explorer that works on a static page: one precomputed frame per key (Chapter 7).
+
+    ``draw(fig, key)`` draws the frame of ``key`` on a cleared figure; ``keys`` are the frames in
+    order. The frames are rendered once and played, paused and scrubbed with a slider by
+    matplotlib's JavaScript player (``Animation.to_jshtml``), so the explorer needs no running
+    kernel and no widget manager: it works alike on the rendered book, in Jupyter and in Colab.
+    Each frame costs roughly ``figsize * dpi`` worth of PNG in the page, so keep them few.
+    Returns an ``IPython.display.HTML`` object (display it, or make it a cell's last value).
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    keys = list(keys)
+    if not keys:
+        raise ValueError("keys must hold at least one frame; got none")
+    if not callable(draw):
+        raise ValueError(f"draw must be a function draw(fig, key); got {type(draw).__name__}")
+    if not (isinstance(interval, int) and interval > 0):
+        raise ValueError(f"interval must be a positive number of milliseconds; got {interval!r}")
+    fig = plt.figure(figsize=figsize, dpi=dpi)
+
+    def update(i):
+        fig.clear()
+        draw(fig, keys[i])
+        return []
+
+    try:
+        player = animation.FuncAnimation(fig, update, frames=len(keys), interval=interval,
+                                         blit=False, repeat=False)
+        html = player.to_jshtml(default_mode="once")
+    finally:
+        plt.close(fig)
+    return HTML(html)

@@ -266,3 +266,26 @@ def test_metrics_does_not_import_plotting():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = out.stdout.split()
     assert "physmis_edu.plotting" not in loaded and "matplotlib" not in loaded
+
+
+def test_frame_player_embeds_one_frame_per_key_and_needs_no_kernel():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from physmis_edu.plotting import frame_player
+
+    drawn = []
+
+    def draw(fig, key):
+        drawn.append(key)
+        fig.add_subplot().plot([0, 1], [0, key])
+
+    html = frame_player(draw, [1, 2, 3], figsize=(2, 1.5), dpi=40).data
+    # The player's frames are base64 PNGs inside the page, scrubbed by plain JavaScript.
+    assert html.count("data:image/png;base64") == 3
+    assert "<script" in html and "ipywidgets" not in html
+    assert set(drawn) == {1, 2, 3}
+    with pytest.raises(ValueError, match="keys"):
+        frame_player(draw, [])
+    with pytest.raises(ValueError, match="interval"):
+        frame_player(draw, [1], interval=0)
