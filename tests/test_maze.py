@@ -171,3 +171,17 @@ def test_propose_plugs_into_curate_directly():
     assert set(cur.extras) == {"start", "goal", "true_distance"} and cur.extras["start"].shape == (200, 2)
     np.testing.assert_allclose(cur.x[:, 0], cur.extras["start"], atol=1e-5)
     assert stats["n_timeouts"] == 0
+
+
+def test_pin_endpoints_pins_start_and_goal_of_each_path_and_checks_its_input():
+    from physmis_edu.tasks.maze import pin_endpoints
+
+    x = np.random.default_rng(0).uniform(1, 4, (5, 8, 2))
+    mask, values = pin_endpoints(x, 3)
+    assert mask.shape == values.shape == (3, 8, 2)
+    assert mask.sum() == 3 * 2 * 2 and mask[:, [0, -1]].all()
+    np.testing.assert_array_equal(values[mask], x[:3][mask])
+    with pytest.raises(ValueError, match="n must be <="):
+        pin_endpoints(x, 6)
+    with pytest.raises(ValueError, match="channel"):
+        pin_endpoints(x[..., :1])

@@ -594,6 +594,26 @@ def wall_crossings(layout: MazeLayout, paths) -> np.ndarray:
     return hit.reshape(n, length - 1).sum(axis=1)
 
 
+def pin_endpoints(paths, n: int | None = None):
+    """The ``inpaint`` argument that pins each path's start and goal (Chapter 7).
+
+    ``paths`` ``(m, L, >=2)``: trajectories whose first and last positions (channels x, y)
+    become the start and goal of plans ``i = 0 .. n - 1`` (default: all ``m``). Pass the result
+    as ``model.sample(n, inpaint=...)`` to a model that supports inpainting: plan ``i`` then
+    starts and ends exactly where path ``i`` does, as a Diffuser-style planner is conditioned.
+    Returns ``(mask, values)``, both ``(n, L, d)``.
+    """
+    x = check_trajectories(paths, "paths")
+    if x.shape[2] < 2:
+        raise ValueError(f"paths need the position channels x, y; got {x.shape[2]} channel(s)")
+    n = len(x) if n is None else check_positive_int(n, "n")
+    if n > len(x):
+        raise ValueError(f"n must be <= the {len(x)} paths given; got {n}")
+    mask = np.zeros((n,) + x.shape[1:], dtype=bool)
+    mask[:, [0, -1], :2] = True
+    return mask, np.where(mask, x[:n], 0.0)
+
+
 def plot_maze(layout, ax=None, x=None, distances=None, n_show: int = 8, cmap: str = "viridis",
               start=None, goal=None):
     """Draw a maze and up to ``n_show`` trajectories coloured by travel distance (Chapter 6).
@@ -660,4 +680,5 @@ def plot_distance_histogram(task: MazeTask, values_by_label, ax=None, rng=None):
 
 __all__ = ["MAZE_LAYOUTS", "DEFAULT_DISTANCE_RANGE", "ControlNotAnInputError", "MazeLayout",
            "maze_layout", "PointMass", "Episodes", "simulate_episodes", "travel_distance",
-           "MazeDataset", "MazeTask", "wall_crossings", "plot_maze", "plot_distance_histogram"]
+           "MazeDataset", "MazeTask", "wall_crossings", "pin_endpoints", "plot_maze",
+           "plot_distance_histogram"]

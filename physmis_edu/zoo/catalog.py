@@ -162,17 +162,9 @@ def fresh_data(spec: RunSpec):
 
 
 def endpoint_pins(spec: RunSpec, fresh, n: int):
-    """The ``inpaint`` argument of a planner run's first ``n`` samples (Chapter 7), else ``None``.
+    """The ``inpaint`` argument of a planner run's first ``n`` samples (Chapter 7), else ``None``:
+    sample ``i`` starts and ends where fresh true trajectory ``i`` does
+    (:func:`physmis_edu.tasks.maze.pin_endpoints`)."""
+    from ..tasks.maze import pin_endpoints
 
-    Pins the position channels (the first two) of the first and last step of sample ``i`` to
-    those of fresh true trajectory ``i``.
-    """
-    import numpy as np
-
-    if not spec.plan_endpoints:
-        return None
-    if n > len(fresh):
-        raise ValueError(f"n must be <= the {len(fresh)} fresh trajectories; got {n}")
-    mask = np.zeros((n,) + fresh.shape[1:], dtype=bool)
-    mask[:, [0, -1], :2] = True
-    return mask, np.where(mask, fresh[:n], 0.0)
+    return pin_endpoints(fresh, n) if spec.plan_endpoints else None
