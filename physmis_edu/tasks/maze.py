@@ -1,6 +1,6 @@
 """Maze navigation: a point mass in grid mazes, control = travel distance.
 
-Used by the kernel panel of Chapter 6 (its applied tasks); a chapter of its own is planned.
+Introduced in Chapter 7 (the maze planner); also an applied task of Chapter 6's kernel panel.
 
 A demonstration is produced the way offline-RL maze datasets are: pick a random free start
 cell and goal cell, take a shortest path between them on the grid (breadth-first search),
