@@ -11,7 +11,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("runtime", "tasks", "metrics", "kernels", "sensitivity",
-               "symbolic", "curation", "models", "plotting", "panel", "zoo")
+               "symbolic", "curation", "models", "plotting", "panel", "zoo",
+               "audit", "cli")
 
 __all__ = ["__version__", "setup", *_SUBMODULES]
 
