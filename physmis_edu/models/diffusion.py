@@ -5,11 +5,12 @@ Training noises a clean trajectory ``x0`` to step ``t``,
 predict ``x0`` (or ``eps``). Sampling runs the chain back from pure noise with
 ancestral (DDPM) steps through the posterior ``q(x_{t-1} | x_t, x0_hat)``.
 
-Inpainting (how a maze planner fixes start and goal): at every
-step the predicted ``x0`` is overwritten with the pinned values and the pinned
-entries of ``x_{t-1}`` are replaced by the pinned values noised to level
-``t - 1``, so the rest of the trajectory is generated around them.
+Inpainting: at every step the predicted ``x0`` is overwritten with the pinned
+values and the pinned entries of ``x_{t-1}`` are replaced by the pinned values
+noised to level ``t - 1``, so the rest of the trajectory is generated around them.
 The last step returns ``x0_hat`` itself, so pinned entries come out exact.
+A planner that fixes start and goal (Chapter 7) is trained for it instead
+(``plan_endpoints``): the ends stay clean in training and in sampling, as in Diffuser.
 """
 
 from __future__ import annotations
@@ -80,11 +81,20 @@ class _Diffusion(GenerativeModel):
     its own out-of-distribution ``x_t`` can run away to values far outside the data).
     On these tiny budgets ``'eps'`` blows up in the last sampling steps, where
     ``x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)`` amplifies its errors; hence the default.
+
+    ``plan_endpoints`` makes the model a planner in the manner of Diffuser (Chapter 7): in
+    training the first and last step of every noised trajectory are left clean (Diffuser's
+    ``apply_conditioning`` in its loss), so the denoiser learns to complete a trajectory between
+    given ends; sampling then needs ``inpaint`` pinning every channel of those two steps, and
+    holds the pinned entries at their clean values at every step. Without it, inpainting noises
+    the pinned values to each step's level (as in RePaint), which a denoiser never trained with
+    pinned ends does not follow: its trajectories jump to the pins at the first and last step.
     """
 
     diffusion_steps: int = 50
     predict: str = "x0"
     clip_x0: bool = True
+    plan_endpoints: bool = False
 
     supports_inpaint = True
 
@@ -96,6 +106,8 @@ class _Diffusion(GenerativeModel):
             raise ValueError(f"predict must be 'x0' or 'eps'; got {self.predict!r}")
         if not isinstance(self.clip_x0, bool):
             raise ValueError(f"clip_x0 must be True or False; got {self.clip_x0!r}")
+        if not isinstance(self.plan_endpoints, bool):
+            raise ValueError(f"plan_endpoints must be True or False; got {self.plan_endpoints!r}")
 
     def _build(self, length: int, channels: int) -> nn.Module:
         return DiffusionNet(self._denoiser(length, channels), self.diffusion_steps, channels)
@@ -112,16 +124,37 @@ class _Diffusion(GenerativeModel):
         t = torch.randint(sched.steps, (x0.shape[0],), generator=gen, device=x0.device)
         eps = torch.randn(x0.shape, generator=gen, device=x0.device)
         abar = sched.abar[t][:, None, None]
+        if self.plan_endpoints:
+            ends = self._ends(x0)
+            eps = torch.where(ends, 0.0, eps)
         xt = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+        if self.plan_endpoints:
+            xt = torch.where(ends, x0, xt)
         out = self.net_.denoiser(xt, t, cond)
+        if self.plan_endpoints and self.predict == "x0":
+            out = torch.where(ends, x0, out)
         target = x0 if self.predict == "x0" else eps
         return nn.functional.mse_loss(out.float(), target)
+
+    @staticmethod
+    def _ends(x: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(1, L, 1)``: true at the first and the last step."""
+        ends = torch.zeros((1, x.shape[1], 1), dtype=torch.bool, device=x.device)
+        ends[:, [0, -1]] = True
+        return ends
 
     def _generate(self, n, cond, pin, gen):
         sched = self.net_.schedule
         dev = sched.abar.device
         shape = (n, *self.shape_)
+        if self.plan_endpoints and (pin is None or not bool(pin[0][:, [0, -1]].all())):
+            raise ValueError("this model was trained as a planner (plan_endpoints=True): "
+                             "sample it with inpaint pinning every channel of the first and "
+                             "last step, e.g. physmis_edu.tasks.maze.pin_endpoints(paths)")
+        clean = self.plan_endpoints
         x = torch.randn(shape, generator=gen, device=dev)
+        if clean:
+            x = torch.where(pin[0], pin[1], x)
         for step in reversed(range(sched.steps)):
             t = torch.full((n,), step, device=dev, dtype=torch.long)
             out = self.net_.denoiser(x, t, cond).float()
@@ -139,7 +172,9 @@ class _Diffusion(GenerativeModel):
                 break
             x = sched.coef_x0[step] * x0 + sched.coef_xt[step] * x
             x = x + sched.posterior_std[step] * torch.randn(shape, generator=gen, device=dev)
-            if pin is not None:
+            if clean:
+                x = torch.where(pin[0], pin[1], x)
+            elif pin is not None:
                 noise = torch.randn(shape, generator=gen, device=dev)
                 known = (sched.abar_prev[step].sqrt() * pin[1]
                          + (1 - sched.abar_prev[step]).sqrt() * noise)
