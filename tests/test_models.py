@@ -336,3 +336,27 @@ def test_interrupted_save_keeps_the_previous_checkpoint(saved, tmp_path, monkeyp
     assert path.read_bytes() == good.read_bytes()
     assert os.listdir(tmp_path) == ["model.pt"]  # no temporary file left behind
     np.testing.assert_array_equal(load(path).sample(3, rng=0), model.sample(3, rng=0))
+
+
+def test_a_planner_completes_paths_between_pinned_ends_and_refuses_to_sample_without_them():
+    # Straight lines between random ends: a planner trained with clean ends (plan_endpoints)
+    # must join the pinned ends; one trained without them is not asked to.
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (2, 2000, 1, 2))
+    line = (a + (b - a) * np.linspace(0, 1, 8)[None, :, None]).astype(np.float32)
+    model = DiffusionMLP(hidden=128, layers=2, train_steps=600, batch_size=128, lr=3e-3,
+                         diffusion_steps=20, seed=0, progress=False, plan_endpoints=True)
+    model.fit(line)
+    ends = np.zeros((200, 8, 2), dtype=bool)
+    ends[:, [0, -1]] = True
+    target = line[:200]
+    out = model.sample(200, inpaint=(ends, target), rng=1)
+    np.testing.assert_array_equal(out[ends], target[ends])
+    # The steps next to the pins are about one eighth of the span, as on the lines themselves.
+    first = np.linalg.norm(out[:, 1] - out[:, 0], axis=1)
+    true_first = np.linalg.norm(target[:, 1] - target[:, 0], axis=1)
+    assert np.median(np.abs(first - true_first)) < 0.1
+    with pytest.raises(ValueError, match="plan_endpoints"):
+        model.sample(5, rng=0)
+    with pytest.raises(ValueError, match="plan_endpoints must be True or False"):
+        DiffusionMLP(plan_endpoints="yes")
