@@ -1,6 +1,6 @@
 """Double pendulum: control = total mechanical energy.
 
-Used by the kernel panel of Chapter 6 (its applied tasks); a chapter of its own is planned.
+Introduced in Chapter 8; also an applied task of Chapter 6's kernel panel.
 
 Two point masses ``m1``, ``m2`` on massless rods ``l1``, ``l2`` under gravity ``g``; angles
 ``theta1``, ``theta2`` from the downward vertical. The potential is measured from the rest state,
