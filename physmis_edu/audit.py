@@ -376,6 +376,7 @@ def _bc_interval(boot: np.ndarray, estimate: float, level: float = 0.95) -> tupl
 
 
 def _tv(a: np.ndarray, b: np.ndarray) -> float:
+    # metrics.total_variation without its input checks, for the bootstrap's inner loop.
     return float(0.5 * np.abs(a - b).sum())
 
 
@@ -473,7 +474,8 @@ def _compare_to_data(values, train_values, lo, hi, bins, n_null, n_boot, rng) ->
             cis[name] = (float("nan"), float("nan"))
     return dict(
         p=p, q=q, hist=h_q, tv=tv, tv_ci=cis["TV"], w1=w1, w1_ci=cis["W1"],
-        js=jensen_shannon(p, q), tv_failed=_tv(_with_failures(h_p), _with_failures(h_q)),
+        js=jensen_shannon(p, q),
+        tv_failed=total_variation(_with_failures(h_p), _with_failures(h_q)),
         null99=float(np.quantile(null_tvs, 0.99)), band=band, ci_notes=notes,
         null_kind="two-sample: TV between a histogram of n_train and one of N draws, both from "
                   "the training histogram (both are estimates)",
@@ -484,7 +486,7 @@ def _compare_to_data(values, train_values, lo, hi, bins, n_null, n_boot, rng) ->
 
 def _split_half(values, p, lo, hi, bins, n_null, rng) -> dict:
     """Drift between two random halves of the samples: what sampling noise alone makes."""
-    from .metrics import pearson, recovered_histogram
+    from .metrics import pearson, recovered_histogram, total_variation
 
     order = rng.permutation(values.size)
     half = values.size // 2
@@ -497,7 +499,7 @@ def _split_half(values, p, lo, hi, bins, n_null, rng) -> dict:
     pooled = recovered_histogram(values, lo, hi, bins).probs
     a = rng.multinomial(ha.n_finite, pooled, size=n_null) / ha.n_finite
     b = rng.multinomial(hb.n_finite, pooled, size=n_null) / hb.n_finite
-    out.update(tv=_tv(ha.probs, hb.probs),
+    out.update(tv=total_variation(ha.probs, hb.probs),
                null_tv99=float(np.quantile(0.5 * np.abs(a - b).sum(axis=1), 0.99)),
                shift_pearson=pearson(ha.probs - p, hb.probs - p))
     return out
@@ -579,7 +581,7 @@ def _kernel(measurement, prior_obj, p, lo, hi, bins, train, samples, values, spl
             rng) -> tuple[dict, np.ndarray | None, list]:
     """White noise calibrated on NN distances (no c), its prediction and agreement scores."""
     from .kernels import Gaussian, agreement, calibrate
-    from .metrics import recovered_histogram
+    from .metrics import recovered_histogram, total_variation
 
     notes = []
 
@@ -603,7 +605,8 @@ def _kernel(measurement, prior_obj, p, lo, hi, bins, train, samples, values, spl
                predicted=dict(n=h_hat.n_total, n_failed=h_hat.n_failed,
                               q=h_hat.probs if h_hat.n_finite else None,
                               out_of_range=h_hat.out_of_support if h_hat.n_finite else None,
-                              tv_to_reference=_tv(h_hat.probs, p) if h_hat.n_finite else None),
+                              tv_to_reference=(total_variation(h_hat.probs, p)
+                                               if h_hat.n_finite else None)),
                agreement=None, perfect_model=None)
     if h_hat.n_finite == 0:
         notes.append("every recovery of the kernel-perturbed training set failed: no agreement "
@@ -628,7 +631,7 @@ def _kernel(measurement, prior_obj, p, lo, hi, bins, train, samples, values, spl
     h0 = recovered_histogram(q0, lo, hi, bins)
     out["perfect_model"] = dict(
         sigma=cal0.scale,
-        tv_predicted=_tv(h0.probs, p) if h0.n_finite else None,
+        tv_predicted=total_variation(h0.probs, p) if h0.n_finite else None,
         note="the same calibration fed held-out true data (a perfect model): the drift it "
              "predicts there is what NN-distance calibration predicts for no error at all")
     return out, q_hat_values, notes
