@@ -185,9 +185,10 @@ def test_every_shipped_run_loads_and_matches_its_spec(name):
 
 def test_store_stays_small():
     size = sum(p.stat().st_size for p in store.DATA_DIR.glob("*"))
-    # 40 MiB: the package must stay a quick install in Colab; the six pendulum runs alone
-    # (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB.
-    assert size < 40 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 40 MiB"
+    # 56 MiB: the package must stay a quick install in Colab; the six pendulum runs of
+    # Chapter 8 (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB, the nine of the
+    # mitigation study (4,000 samples each) 14 MiB.
+    assert size < 56 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 56 MiB"
 
 
 @pytest.mark.skipif(os.environ.get("PHYSMIS_SKIP_WHEEL") == "1", reason="PHYSMIS_SKIP_WHEEL=1")

@@ -23,7 +23,7 @@ import numpy as np
 from .. import __version__
 from . import catalog, checks, store
 
-CODE_PARTS = ("models", "tasks", "zoo")
+CODE_PARTS = ("models", "tasks", "zoo", "mitigations")
 
 
 def code_hash() -> str:
@@ -95,6 +95,54 @@ def _loss_curve(losses, points: int = 200) -> dict:
                 mean_loss=[float(v) for v in means])
 
 
+def reweighted_training_set(spec: catalog.RunSpec, task, train, c_train, root):
+    """The training set of a reweighted run (Chapter 9) and what the reweighting predicts.
+
+    The kernel is white noise in the model's coordinates, calibrated without ``c`` on the
+    samples of the baseline run named by ``spec.reweight["calibrated_on"]`` (it must be in the
+    store at ``root``). Weights come from the kernel's predicted recovery of the training set
+    (``spec.reweight["method"]``: ``'ratio'`` for ``p / q_hat``, ``'iterative'`` for
+    Richardson-Lucy); the model is fitted on ``n_train`` trajectories resampled by weight.
+    """
+    from ..kernels import Gaussian
+    from ..mitigations import (Identity, ModelCoordinates, calibrate_in_model_coordinates,
+                               iterative_weights, kernel_weights, weighted_resample)
+
+    base = catalog.SPECS.get(spec.reweight["calibrated_on"])
+    if base is None or base.task != spec.task:
+        raise ValueError(f"reweight.calibrated_on must name a baseline run of task {spec.task}; "
+                         f"got {spec.reweight['calibrated_on']!r}")
+    samples = store.load(base.task, base.model, base.seed, base.variant, root=root).samples
+    seed = catalog.DATA_SEEDS[spec.task]
+    cal = calibrate_in_model_coordinates(train, samples, Gaussian,
+                                         rng=np.random.default_rng([seed, 7]))
+    coords = ModelCoordinates(Identity(), train)
+    perturbed = coords.from_model(cal.kernel.perturb(coords.to_model(train),
+                                                     np.random.default_rng([seed, 8])))
+    predicted = task.measure(perturbed)
+    method = spec.reweight["method"]
+    if method == "ratio":
+        result = kernel_weights(c_train, task.prior, predicted, task.lo, task.hi)
+    elif method == "iterative":
+        result = iterative_weights(c_train, task.prior, predicted, task.lo, task.hi)
+    else:
+        raise ValueError(f"reweight.method must be 'ratio' or 'iterative'; got {method!r}")
+    idx = weighted_resample(train, result.weights, spec.n_train,
+                            rng=np.random.default_rng([spec.seed, 5]))
+    summary = dict(method=method, sigma=cal.scale, calibrated_on=base.name,
+                   predicted_tv_before=result.tv_before, predicted_tv_after=result.tv_after,
+                   predicted_tv_inside_before=result.tv_inside_before,
+                   predicted_tv_inside_after=result.tv_inside_after,
+                   predicted_outside_before=result.predicted_outside_before,
+                   predicted_outside_after=result.predicted_outside_after,
+                   min_outside=result.min_outside, n_clipped=int(result.n_clipped),
+                   effective_sample_size=float(result.effective_sample_size),
+                   bin_weights=[None if not np.isfinite(w) else float(w)
+                                for w in result.bin_weights],
+                   resampled_c=[float(v) for v in np.quantile(c_train[idx], [0.1, 0.5, 0.9])])
+    return train[idx], summary
+
+
 def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> dict:
     """Train, sample and score one run, write its files atomically; return ``{file: sha256}``."""
     import torch
@@ -104,16 +152,33 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
     torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     task = catalog.make_task(spec.task)
-    train, _ = catalog.training_data(spec)
+    train, c_train = catalog.training_data(spec)
     fresh, _ = catalog.fresh_data(spec)
     reference = checks.statistics(task, fresh, train)  # the same for every checkpoint
     model = model_classes()[spec.model](**spec.config, seed=spec.seed, device=device,
                                         progress=False)
+    extra = {}
+    fit_x, fit_cond = train, None
+    if spec.representation is not None:
+        from ..mitigations import Represented, representation_from_dict
+
+        model = Represented(model, representation_from_dict(spec.representation))
+    if spec.reweight is not None:
+        fit_x, extra["reweighting"] = reweighted_training_set(spec, task, train, c_train,
+                                                              out_dir)
+    if spec.conditional:
+        fit_cond = c_train
+
+    def requested(n, rng):
+        # A conditional model is asked for controls drawn from the prior.
+        return task.prior.sample(n, rng=rng) if spec.conditional else None
+
     curve, start = [], time.perf_counter()
 
     def score_checkpoint(m, step):
         tick = time.perf_counter()
         x = m.sample(spec.n_curve, inpaint=catalog.endpoint_pins(spec, fresh, spec.n_curve),
+                     cond=requested(spec.n_curve, np.random.default_rng([spec.seed, 4, step])),
                      rng=np.random.default_rng([spec.seed, 2, step]))
         scored = sum(c["scoring"] for c in curve)
         curve.append(dict(step=step, train_seconds=tick - start - scored,
@@ -124,13 +189,18 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
                              if k != "reference"}))
         curve[-1]["scoring"] = time.perf_counter() - tick
 
-    model.fit(train, callback=score_checkpoint, callback_steps=spec.milestones)
+    if fit_cond is None:
+        model.fit(fit_x, callback=score_checkpoint, callback_steps=spec.milestones)
+    else:
+        model.fit(fit_x, cond=fit_cond, callback=score_checkpoint,
+                  callback_steps=spec.milestones)
     scoring = sum(c["scoring"] for c in curve)
     train_seconds = time.perf_counter() - start - scoring
     tick = time.perf_counter()
+    asked = requested(spec.n_samples, np.random.default_rng([spec.seed, 4]))
     samples = model.sample(spec.n_samples,
                            inpaint=catalog.endpoint_pins(spec, fresh, spec.n_samples),
-                           rng=np.random.default_rng([spec.seed, 3]))
+                           cond=asked, rng=np.random.default_rng([spec.seed, 3]))
     sample_seconds = time.perf_counter() - tick
     drift = _drift_summary(task, task.measure(samples), spec.seed)
     packing, packed = _quantisation_check(task, samples, drift["null_tv99"])
@@ -140,6 +210,13 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         shipped = store.dequantise(codes, offset, scale)
     else:
         arrays, shipped = dict(samples=samples), samples
+    if asked is not None:
+        from ..mitigations import requested_vs_recovered
+
+        arrays["requested"] = asked.astype(np.float64)
+        report = requested_vs_recovered(asked, task.measure(shipped), task.lo, task.hi)
+        extra["conditioning"] = dict(rmse=report.rmse, bias=report.bias, pearson=report.pearson,
+                                     failed=report.failed, outside=report.outside)
     meta = dict(
         format=store.FORMAT, name=spec.name, spec=spec.to_dict(), spec_hash=spec.spec_hash(),
         task_repr=repr(task), train_sha256=store.sha256_array(train),
@@ -153,6 +230,7 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         checks=checks.sample_checks(task, shipped, train, fresh, reference),
         drift=_drift_summary(task, task.measure(shipped), spec.seed),
         quantisation=packing, samples_storage="uint16" if packing["ok"] else "float32",
+        **extra,
     )
     files = {}
     npz = out_dir / f"{spec.name}.npz"

@@ -44,6 +44,12 @@ class RunSpec:
     fixed streams; ``n_samples`` are drawn from the trained model. ``milestones`` are the training
     steps at which ``n_curve`` samples are scored for the convergence curve. ``variant`` names a
     run that differs from its class's main runs (e.g. a larger training set).
+    The mitigations of Chapter 9: ``representation`` (``{"name": ..., "params": ...}``, see
+    :func:`physmis_edu.mitigations.representation_to_dict`) trains the same unconditional model
+    in coordinates ``y = Phi(x)`` and decodes its samples; ``reweight``
+    (``{"method": "ratio" | "iterative", "calibrated_on": baseline run name}``) fits it on the
+    training set resampled by kernel-predicted weights; ``conditional`` fits ``p(x | c)`` and
+    samples it with ``c`` drawn from the prior.
     """
 
     task: str
@@ -58,8 +64,29 @@ class RunSpec:
     checkpoint: bool = False
     variant: str = ""
     plan_endpoints: bool = False
+    representation: dict | None = field(default=None, hash=False)
+    reweight: dict | None = field(default=None, hash=False)
+    conditional: bool = False
 
     def __post_init__(self):
+        if self.representation is not None:
+            from ..mitigations import representation_from_dict
+
+            representation_from_dict(self.representation)  # raises on a bad spec
+            if self.checkpoint:
+                raise ValueError("a run trained in a representation ships no checkpoint (its "
+                                 "network works in y, not x); set checkpoint=False")
+            if self.plan_endpoints:
+                raise ValueError("a planner run (plan_endpoints=True) pins its ends in x; it "
+                                 "cannot train in a representation")
+        if self.reweight is not None:
+            if not isinstance(self.reweight, dict) or set(self.reweight) != {"method",
+                                                                               "calibrated_on"}:
+                raise ValueError(f"reweight must be a dict with keys 'method' and "
+                                 f"'calibrated_on'; got {self.reweight!r}")
+            if self.reweight["method"] not in ("ratio", "iterative"):
+                raise ValueError(f"reweight['method'] must be 'ratio' or 'iterative'; got "
+                                 f"{self.reweight['method']!r}")
         if self.plan_endpoints and self.n_samples > self.n_fresh:
             raise ValueError(f"a planner run (plan_endpoints=True) takes its endpoints from the "
                              f"fresh data: n_samples={self.n_samples} must be <= "
@@ -77,6 +104,10 @@ class RunSpec:
         if not self.plan_endpoints:
             # Omitted when off, so that the runs made before the field existed keep their hashes.
             del out["plan_endpoints"]
+        # The mitigation fields are omitted when off, for the same reason.
+        for key, off in (("representation", None), ("reweight", None), ("conditional", False)):
+            if out[key] == off:
+                del out[key]
         return out
 
     def spec_hash(self) -> str:
@@ -102,6 +133,12 @@ MILESTONES = {
     "VAE": (1_000, 2_500, 5_000, 10_000),
 }
 SEEDS = (0, 1, 2)
+# The representations of the mitigation study's "coords" runs (Chapter 9).
+STUDY_COORDINATES = {
+    "logistic-chaotic": {"name": "LogisticRatio", "params": {"start_shift": 3.3}},
+    "pendulum": {"name": "PendulumEnergy",
+                 "params": {"m1": 1.0, "m2": 1.0, "l1": 1.0, "l2": 1.0, "g": 9.81}},
+}
 # Larger training sets for the Transformer, which copies its training data at 10,000 trajectories.
 TRANSFORMER_DATA_SIZES = (20_000, 40_000, 80_000)
 
@@ -128,6 +165,25 @@ def _book_specs() -> list[RunSpec]:
         for seed in SEEDS:
             specs.append(RunSpec("pendulum", model, seed, BOOK_CONFIGS[model],
                                  milestones=MILESTONES[model]))
+    # The mitigation study (Chapter 9): the DiffusionMLP of the chaotic logistic map and of the
+    # double pendulum, baseline budget and seeds, each mitigation on its own. The coordinates
+    # are those the coordinate search ranks first by predicted drift
+    # (benchmarks/coordinate_search.py); reweighting calibrates its kernel on seed 0's samples.
+    for task in ("logistic-chaotic", "pendulum"):
+        model = "DiffusionMLP"
+        base = RunSpec(task, model, 0, BOOK_CONFIGS[model]).name
+        # 4,000 pendulum samples per run keep the package small (1.5 MiB a run in 16 bits);
+        # the study table compares every run at the same number of samples.
+        n_samples = 4_000 if task == "pendulum" else 8_000
+        for seed in SEEDS:
+            common = dict(milestones=MILESTONES[model], n_samples=n_samples)
+            specs.append(RunSpec(task, model, seed, BOOK_CONFIGS[model], variant="coords",
+                                 representation=STUDY_COORDINATES[task], **common))
+            specs.append(RunSpec(task, model, seed, BOOK_CONFIGS[model], variant="reweighted",
+                                 reweight=dict(method="iterative", calibrated_on=base),
+                                 **common))
+            specs.append(RunSpec(task, model, seed, BOOK_CONFIGS[model], variant="conditional",
+                                 conditional=True, **common))
     for n_train in TRANSFORMER_DATA_SIZES:
         specs.append(RunSpec("logistic-chaotic", "Transformer", 0, BOOK_CONFIGS["Transformer"],
                              n_train=n_train, milestones=MILESTONES["Transformer"],

@@ -1,0 +1,102 @@
+"""The mitigation study: a baseline and its mitigations, several seeds, one table (Chapter 9).
+
+The runs themselves are trained once by ``python -m physmis_edu.zoo build`` (their specs are in
+:mod:`physmis_edu.zoo.catalog`, variants ``reweighted``, ``conditional`` and ``coords``) and
+ship in the trained-model store; :func:`study_table` reads them and :func:`plot_study` draws
+the recovered distributions side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["VARIANTS", "study_table", "plot_study", "markdown_study"]
+
+# Store variants of the study, in the order the tables list them, and how each is described.
+VARIANTS = {
+    "": "baseline",
+    "reweighted": "reweighting (Richardson-Lucy on the kernel's transition matrix)",
+    "conditional": "conditioning on c, c drawn from the prior",
+    "coords": "kernel-informed coordinates",
+}
+
+
+def _runs(task: str, model: str, variant: str, seeds, root):
+    from ..zoo import store
+
+    return [store.load(task, model, seed, variant, root=root) for seed in seeds]
+
+
+def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS),
+                root=None) -> list[dict]:
+    """One row per variant of ``task`` x ``model`` in the store: drift and cost over ``seeds``.
+
+    Each row holds ``variant`` (``''`` is the baseline), ``label``, and per seed (lists in seed
+    order) ``tv`` with its bootstrap interval ``tv_lo``/``tv_hi``, ``w1``, ``outside`` (recovered
+    mass outside the prior's range, failures included), ``passed`` (the c-free sample checks of
+    Chapter 5), ``nn_ratio``, ``residual`` and ``train_seconds``; ``null_tv99`` (the finite-sample
+    null's 99th percentile) and ``clear_of_baseline``: every seed's interval lies below every
+    baseline seed's (``None`` for the baseline itself).
+    """
+    from .._validation import check_positive_int
+
+    seeds = tuple(check_positive_int(s, "seeds", minimum=0) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variants must be among {list(VARIANTS)}; got {unknown}")
+    rows = []
+    for variant in variants:
+        runs = _runs(task, model, variant, seeds, root)
+        drift = [r.meta["drift"] for r in runs]
+        rows.append(dict(
+            variant=variant, label=VARIANTS[variant], seeds=list(seeds),
+            tv=[d["tv"] for d in drift], tv_lo=[d["tv_ci"][0] for d in drift],
+            tv_hi=[d["tv_ci"][1] for d in drift], w1=[d["w1"] for d in drift],
+            outside=[d["out_of_support"] + d["n_failed"] / r.samples.shape[0]
+                     for d, r in zip(drift, runs)],
+            null_tv99=max(d["null_tv99"] for d in drift),
+            passed=[bool(r.checks["passed"]) for r in runs],
+            nn_ratio=[r.checks["nn_ratio"] for r in runs],
+            residual=[r.checks.get("residual") for r in runs],
+            train_seconds=[r.meta["train_seconds"] for r in runs],
+            conditioning=[r.meta.get("conditioning") for r in runs],
+            reweighting=[r.meta.get("reweighting") for r in runs]))
+    base = next((row for row in rows if row["variant"] == ""), None)
+    for row in rows:
+        if row["variant"] == "" or base is None:
+            row["clear_of_baseline"] = None
+        else:
+            row["clear_of_baseline"] = bool(max(row["tv_hi"]) < min(base["tv_lo"]))
+    return rows
+
+
+def markdown_study(rows: list[dict]) -> str:
+    """The study table as Markdown (for ``glue`` or a note): one line per variant."""
+    def span(v, fmt="{:.3f}"):
+        return f"{fmt.format(min(v))}-{fmt.format(max(v))}"
+
+    lines = ["| mitigation | TV (per seed) | 95% intervals | W1 | outside | checks passed | "
+             "training [s] |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        tvs = ", ".join(f"{v:.3f}" for v in row["tv"])
+        cis = ", ".join(f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(row["tv_lo"], row["tv_hi"]))
+        lines.append(f"| {row['label']} | {tvs} | {cis} | {span(row['w1'], '{:.3g}')} | "
+                     f"{span(row['outside'], '{:.1%}')} | {sum(row['passed'])}/"
+                     f"{len(row['passed'])} | {span(row['train_seconds'], '{:.0f}')} |")
+    return "\n".join(lines)
+
+
+def plot_study(task: str, model: str, seed: int = 0, variants=tuple(VARIANTS), root=None,
+               ax=None):
+    """The recovered distributions of one seed's baseline and mitigations over the prior and
+    its null band (Chapter 9)."""
+    from ..plotting import plot_values
+    from ..zoo import catalog
+
+    values = {}
+    for variant in variants:
+        run = _runs(task, model, variant, (seed,), root)[0]
+        values[VARIANTS[variant].split(" (")[0]] = run.task.measure(run.samples)
+    return plot_values(values, catalog.make_task(task), ax=ax, rng=np.random.default_rng(0))

@@ -1,0 +1,194 @@
+"""Kernel-informed coordinates: representations, models trained in them, predicted drift."""
+
+import numpy as np
+import pytest
+
+from physmis_edu import mitigations as mit
+from physmis_edu import metrics as m
+from physmis_edu.kernels import Gaussian
+from physmis_edu.tasks import DoublePendulum, LogisticMap, Sinusoid
+
+REPS = [mit.Identity(), mit.Warp("arcsine", 0.0, 1.0), mit.Warp("logit", 0.0, 1.0),
+        mit.SpectralScale(0.7), mit.SpectralScale(-0.5), mit.TimeScale(1.5),
+        mit.TailWarp("asinh", 0.5), mit.TailWarp("sinh", 2.0, channels=(0,)),
+        mit.LogisticRatio()]
+
+
+@pytest.mark.parametrize("rep", REPS, ids=lambda r: repr(r))
+def test_decode_inverts_encode_on_the_data(rep):
+    x, _ = LogisticMap(length=12).sample(200, rng=0)
+    y = rep.encode(x)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    # Logit clips u to [eps, 1 - eps] when encoding; logistic data stay away from 0 and 1.
+    # The ratio coordinates decode by iterating the chaotic map: float32 rounding of y grows
+    # by the orbit's Lyapunov factor over the steps.
+    atol = 2e-3 if isinstance(rep, mit.LogisticRatio) else 2e-5
+    assert np.allclose(rep.decode(y), x, atol=atol)
+    # The registry rebuilds the same map from its spec.
+    again = mit.representation_from_dict(mit.representation_to_dict(rep))
+    assert again == rep and np.array_equal(again.encode(x), y)
+
+
+def test_bounded_warps_decode_any_output_inside_the_range():
+    wild = np.random.default_rng(0).normal(0, 5, size=(50, 8, 1)).astype(np.float32)
+    for kind in mit.Warp.KINDS:
+        x = mit.Warp(kind, 2.0, 3.0).decode(wild)
+        assert x.min() >= 2.0 - 1e-6 and x.max() <= 3.0 + 1e-6
+
+
+def test_spectral_scale_with_alpha_zero_is_a_rotation_and_weights_act_on_frequencies():
+    x, _ = Sinusoid(length=16).sample(100, rng=1)
+    y = mit.SpectralScale(0.0).encode(x)
+    assert np.allclose((y ** 2).sum(axis=1), (x ** 2).sum(axis=1), rtol=1e-4)
+    # alpha > 0: an error of one unit on the fastest coefficient is (1 + 15) ** alpha times
+    # smaller in x than one on the slowest.
+    rep = mit.SpectralScale(1.0)
+    unit = np.zeros((2, 16, 1), np.float32)
+    unit[0, 0, 0] = unit[1, 15, 0] = 1.0
+    norms = np.linalg.norm(rep.decode(unit), axis=(1, 2))
+    assert norms[0] / norms[1] == pytest.approx(16.0, rel=1e-4)
+
+
+def test_warps_change_only_their_channels():
+    x = np.random.default_rng(2).uniform(0, 1, size=(10, 6, 3)).astype(np.float32)
+    for rep in (mit.Warp("arcsine", 0.0, 1.0, channels=(1,)), mit.TailWarp("asinh", 1.0, (1,))):
+        y = rep.encode(x)
+        assert np.array_equal(y[..., [0, 2]], x[..., [0, 2]])
+        assert not np.allclose(y[..., 1], x[..., 1])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: mit.Warp("cube", 0, 1), "kind"),
+    (lambda: mit.Warp("arcsine", 1.0, 1.0), "lo and hi"),
+    (lambda: mit.TailWarp("asinh", 0.0), "scale"),
+    (lambda: mit.SpectralScale(float("nan")), "alpha"),
+    (lambda: mit.TimeScale(20.0), "slope"),
+    (lambda: mit.representation_from_dict({"name": "Rotate", "params": {}}), "name"),
+    (lambda: mit.representation_from_dict({"name": "Identity"}), "keys"),
+    (lambda: mit.Warp("arcsine", 0, 1).encode(np.full((1, 4, 1), 1.5)), r"\[lo, hi\]"),
+    (lambda: mit.Warp("arcsine", 0, 1, channels=(3,)).encode(np.zeros((1, 4, 1))), "channels"),
+    (lambda: mit.Represented(object(), mit.Identity()), "fit and sample"),
+    (lambda: mit.Represented(_Recorder(), object()), "encode and decode"),
+])
+def test_bad_input_is_named(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+class _Recorder:
+    """A stand-in model: remembers what it was fitted on and replays it when sampled."""
+
+    def fit(self, x, callback=None, callback_steps=()):
+        self.seen = np.asarray(x)
+        for step in callback_steps:
+            callback(self, step)
+        return self
+
+    def sample(self, n, cond=None, rng=None):
+        return self.seen[:n]
+
+
+def test_represented_fits_in_y_and_samples_in_x():
+    x, _ = LogisticMap(length=8).sample(20, rng=3)
+    rep = mit.Warp("arcsine", 0.0, 1.0)
+    steps = []
+    model = mit.Represented(_Recorder(), rep).fit(x, callback=lambda m, s: steps.append((m, s)),
+                                                  callback_steps=(1, 2))
+    assert np.array_equal(model.seen, rep.encode(x))  # the wrapped model saw y only
+    assert np.allclose(model.sample(5), x[:5], atol=1e-6)
+    assert [s for _, s in steps] == [1, 2] and steps[0][0] is model
+    with pytest.raises(ValueError, match="inpaint"):
+        model.sample(2, inpaint=(np.ones((2, 8, 1), bool), x[:2]))
+
+
+def test_predicted_drift_of_a_zero_kernel_is_the_null_and_grows_with_noise():
+    task = LogisticMap(3.6, 4.0, length=16)
+    x, _ = task.sample(4000, rng=4)
+    null99 = m.null_quantile(task.prior, 4000, rng=5)
+    for rep in (mit.Identity(), mit.Warp("arcsine", 0.0, 1.0), mit.SpectralScale(0.5)):
+        clean = mit.predicted_drift(task, rep, x, Gaussian(0.0), rng=6)
+        assert clean["tv"] < null99 and clean["outside"] == 0.0
+    noisy = [mit.predicted_drift(task, mit.Identity(), x, Gaussian(s), rng=6)["tv"]
+             for s in (0.01, 0.05, 0.2)]
+    assert noisy[0] > null99 and noisy[0] < noisy[1] < noisy[2]
+
+
+def test_ranking_is_sorted_deterministic_and_prefers_the_candidate_that_shields_the_recovery():
+    # The logistic map's recovery reads where x(1 - x) is small, near 0 and 1; a warp that
+    # stretches those ends (arcsine) shrinks decoded errors there. A warp that compresses the
+    # ends instead (the arcsine's inverse is not in the family, but a negative spectral weight
+    # that inflates fast errors is) must rank below it.
+    task = LogisticMap(3.6, 4.0, length=16)
+    x, _ = task.sample(3000, rng=7)
+    cands = [mit.Identity(), mit.Warp("arcsine", 0.0, 1.0), mit.SpectralScale(-1.0)]
+    first = mit.rank_representations(task, cands, x, Gaussian(0.1), rng=8)
+    second = mit.rank_representations(task, cands, x, Gaussian(0.1), rng=8)
+    tvs = [c.predicted_tv for c in first]
+    assert tvs == sorted(tvs) and tvs == [c.predicted_tv for c in second]
+    assert first[-1].label == "SpectralScale(alpha=-1.0)"
+    with pytest.raises(ValueError, match="candidates"):
+        mit.rank_representations(task, [], x, Gaussian(0.1))
+
+
+def test_calibration_in_model_coordinates_recovers_a_known_noise_level():
+    task = LogisticMap(3.6, 4.0, length=16)
+    x, _ = task.sample(3000, rng=9)
+    coords = mit.ModelCoordinates(mit.Identity(), x)
+    fake = coords.from_model(Gaussian(0.1).perturb(coords.to_model(x[:1500]), rng=10))
+    cal = mit.calibrate_in_model_coordinates(x, fake, rng=11)
+    assert cal.scale == pytest.approx(0.1, rel=0.25)
+
+
+def test_polar_pairs_round_trip_and_keep_the_length_under_blending():
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(40, 6, 3)).astype(np.float32)
+    rep = mit.Polar(((0, 2),))
+    y = rep.encode(x)
+    assert y.shape == (40, 6, 4)
+    assert np.allclose(rep.decode(y), x, atol=1e-5)
+    # The average of two opposite vectors is zero in x, but keeps their length in polar form.
+    a = np.zeros((2, 1, 2), np.float32)
+    a[0, 0], a[1, 0] = (3.0, 0.0), (-3.0, 0.0)
+    polar = mit.Polar(((0, 1),))
+    blend = polar.decode(polar.encode(a).mean(axis=0, keepdims=True) + [[[0, 0, 1e-3]]])
+    assert np.hypot(*blend[0, 0]) == pytest.approx(3.0, rel=1e-3)
+    assert np.abs(a.mean(axis=0)).max() == 0.0
+    with pytest.raises(ValueError, match="disjoint"):
+        mit.Polar(((0, 1), (1, 2)))
+    with pytest.raises(ValueError, match="channels"):
+        mit.Polar(((0, 5),)).encode(x)
+
+
+def test_logistic_ratio_reads_r_and_marks_diverging_orbits_as_failed():
+    task = LogisticMap(3.6, 4.0, length=16)
+    x, r = task.sample(300, rng=13)
+    y = mit.LogisticRatio().encode(x)
+    # Every ratio is the orbit's r, up to float32 rounding of x divided by x (1 - x), which is
+    # small after a visit near 1.
+    assert np.allclose(y[:, 1:, 0], r[:, None], atol=1e-3)
+    assert np.allclose(y[:, 0, 0], x[:, 0, 0] + 3.3, atol=1e-6)
+    wild = y.copy()
+    wild[0, 1:, 0] = 50.0  # pushes the orbit far outside [0, 1], where it diverges
+    decoded = mit.LogisticRatio().decode(wild)
+    assert np.isnan(decoded[0]).all() and np.isfinite(decoded[1:]).all()
+    assert np.isnan(task.measure(decoded)[0])
+    with pytest.raises(ValueError, match="x hits 0 or 1"):
+        mit.LogisticRatio().encode(np.zeros((1, 4, 1)))
+
+
+def test_pendulum_energy_coordinates_carry_the_energy_in_one_channel():
+    task = DoublePendulum(length=12)
+    x, e = task.sample(200, rng=14)
+    rep = mit.PendulumEnergy.for_task(task)
+    y = rep.encode(x)
+    assert y.shape == (200, 12, 7)
+    assert np.allclose(y[..., 4], e[:, None], rtol=1e-3)  # energy conserved, frame by frame
+    assert np.allclose(rep.decode(y), x, atol=1e-4)
+    # An error in the energy channel moves the recovered energy by the same amount.
+    shifted = y.copy()
+    shifted[..., 4] += 0.5
+    assert np.allclose(task.measure(rep.decode(shifted)), task.measure(x) + 0.5, atol=1e-3)
+    with pytest.raises(ValueError, match="sincos"):
+        mit.PendulumEnergy.for_task(LogisticMap())
+    with pytest.raises(ValueError, match="m1"):
+        mit.PendulumEnergy(m1=0.0)
