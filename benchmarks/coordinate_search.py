@@ -1,4 +1,4 @@
-"""The coordinate search of Chapter 9: predicted drift of every candidate representation, and
+"""The coordinate search of Chapter 10: predicted drift of every candidate representation, and
 the drift measured on a cheap proxy trained in each.
 
     python benchmarks/coordinate_search.py [--tasks logistic-chaotic,pendulum] [--measure]
@@ -9,7 +9,7 @@ DiffusionMLP (seed 0) in its model coordinates, and every candidate of
 (seconds, no training). With ``--measure``, the same model class is trained in each candidate
 at a reduced budget (the cheap proxy: ``PROXY_STEPS`` of the 20,000 book steps, seed 0),
 4,000 samples are drawn and their TV is measured. Results go to
-``physmis_edu/data/mitigations/coordinate_search.json`` (package data, read by Chapter 9),
+``physmis_edu/data/mitigations/coordinate_search.json`` (package data, read by Chapter 10),
 written after every candidate, so an interrupted run resumes where it stopped.
 """
 

@@ -1,4 +1,4 @@
-"""Mitigations of physical misgeneralization, measured (Chapter 9).
+"""Mitigations of physical misgeneralization, measured (Chapters 9 and 10).
 
 - :mod:`~physmis_edu.mitigations.reweighting`: training-set weights from a kernel's predicted
   recovery (``p / q_hat``, and Richardson-Lucy on the kernel's transition matrix), and the

@@ -1,5 +1,5 @@
 """Kernel-informed coordinates: the model trains in ``y = Phi(x)`` and never sees ``c``
-(Chapter 9).
+(Chapter 10).
 
 A *representation* is an invertible map of trajectories ``(n, L, d) -> (n, L, d)`` with
 
@@ -471,7 +471,7 @@ def representation_from_dict(spec: dict):
 
 class Represented:
     """A generative model trained in a representation: ``fit(x)`` fits ``model`` to
-    ``rep.encode(x)``, ``sample(n)`` decodes what it generates (Chapter 9).
+    ``rep.encode(x)``, ``sample(n)`` decodes what it generates (Chapter 10).
 
     The model never sees ``c``; it is the same unconditional model as the baseline's.
     Other attributes (``loss_history``, ``n_parameters``, ...) are the model's own.

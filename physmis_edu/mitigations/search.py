@@ -1,4 +1,4 @@
-"""Choosing a representation by the drift a kernel predicts for it (Chapter 9).
+"""Choosing a representation by the drift a kernel predicts for it (Chapter 10).
 
 The kernel acts where the model errs: in the model's own coordinates, which are the
 representation's ``y`` standardised per channel (every model class of the library standardises
@@ -39,7 +39,7 @@ class ModelCoordinates:
 
 
 def calibrate_in_model_coordinates(train, samples, kernel_factory=Gaussian, rng=None, **kwargs):
-    """Calibrate a kernel's scale on a baseline model's samples (Chapter 9), in the baseline's
+    """Calibrate a kernel's scale on a baseline model's samples (Chapter 10), in the baseline's
     model coordinates (the data standardised per channel): :func:`physmis_edu.kernels.calibrate`
     on nearest-neighbour distances there. ``c`` is never read."""
     from .coordinates import Identity
@@ -50,7 +50,7 @@ def calibrate_in_model_coordinates(train, samples, kernel_factory=Gaussian, rng=
 
 
 def predicted_drift(task, representation, train, kernel, rng=None, bins: int = 20) -> dict:
-    """The drift ``kernel`` predicts for a model trained in ``representation`` (Chapter 9).
+    """The drift ``kernel`` predicts for a model trained in ``representation`` (Chapter 10).
 
     The kernel perturbs the standardised ``y`` of the training trajectories; the result is
     decoded and measured. Returns ``tv`` (failures counted as misplaced mass), ``outside``
@@ -86,7 +86,7 @@ class Candidate:
 
 def rank_representations(task, candidates, train, kernel, rng=None, bins: int = 20):
     """Score each candidate representation by :func:`predicted_drift` and sort them, lowest
-    predicted TV first (Chapter 9). The same random numbers serve every candidate."""
+    predicted TV first (Chapter 10). The same random numbers serve every candidate."""
     candidates = list(candidates)
     if not candidates:
         raise ValueError("candidates must hold at least one representation")
@@ -104,7 +104,7 @@ def rank_agreement(predicted, measured) -> float:
 
 
 def default_candidates(task) -> list:
-    """The candidate representations searched for ``task`` (Chapter 9): generic maps that any
+    """The candidate representations searched for ``task`` (Chapter 10): generic maps that any
     task admits (spectral and time weights), warps that suit the task's channels, and the
     task-aware coordinates in which the recovery is a reading of one channel."""
     from ..tasks import DoublePendulum, LogisticMap

@@ -1,4 +1,4 @@
-"""The mitigation study: a baseline and its mitigations, several seeds, one table (Chapter 9).
+"""The mitigation study: a baseline and its mitigations, several seeds, one table (Chapters 9 and 10).
 
 The runs themselves are trained once by ``python -m physmis_edu.zoo build`` (their specs are in
 :mod:`physmis_edu.zoo.catalog`, variants ``reweighted``, ``conditional`` and ``coords``) and
@@ -31,7 +31,10 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
                 root=None) -> list[dict]:
     """One row per variant of ``task`` x ``model`` in the store: drift and cost over ``seeds``.
 
-    Each row holds ``variant`` (``''`` is the baseline), ``label``, and per seed (lists in seed
+    Every run is scored on its first ``n_samples`` samples, the smallest number any of them has
+    (TV's finite-sample floor depends on it). ``tv`` counts failed recoveries as misplaced mass
+    (``DriftReport.tv_failed``); its interval is that of the finite values' TV, the same number
+    when nothing fails. Each row holds ``variant`` (``''`` is the baseline), ``label``, and per seed (lists in seed
     order) ``tv`` with its bootstrap interval ``tv_lo``/``tv_hi``, ``w1``, ``outside`` (recovered
     mass outside the prior's range, failures included), ``passed`` (the c-free sample checks of
     Chapter 5), ``nn_ratio``, ``residual`` and ``train_seconds``; ``null_tv99`` (the finite-sample
@@ -46,17 +49,21 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"variants must be among {list(VARIANTS)}; got {unknown}")
+    from ..metrics import drift_report
+
+    loaded = {variant: _runs(task, model, variant, seeds, root) for variant in variants}
+    # Every run is scored on the same number of samples: TV's finite-sample floor depends on it.
+    n = min(r.samples.shape[0] for runs in loaded.values() for r in runs)
     rows = []
-    for variant in variants:
-        runs = _runs(task, model, variant, seeds, root)
-        drift = [r.meta["drift"] for r in runs]
+    for variant, runs in loaded.items():
+        drift = [drift_report(r.task.measure(r.samples[:n]), r.task.prior, n_boot=200,
+                              rng=np.random.default_rng([r.spec.seed, 9])) for r in runs]
         rows.append(dict(
-            variant=variant, label=VARIANTS[variant], seeds=list(seeds),
-            tv=[d["tv"] for d in drift], tv_lo=[d["tv_ci"][0] for d in drift],
-            tv_hi=[d["tv_ci"][1] for d in drift], w1=[d["w1"] for d in drift],
-            outside=[d["out_of_support"] + d["n_failed"] / r.samples.shape[0]
-                     for d, r in zip(drift, runs)],
-            null_tv99=max(d["null_tv99"] for d in drift),
+            variant=variant, label=VARIANTS[variant], seeds=list(seeds), n_samples=n,
+            tv=[d.tv_failed for d in drift], tv_lo=[d.tv_ci[0] for d in drift],
+            tv_hi=[d.tv_ci[1] for d in drift], w1=[d.w1 for d in drift],
+            outside=[d.out_of_support + d.n_failed / d.n for d in drift],
+            null_tv99=max(d.null_tv99 for d in drift),
             passed=[bool(r.checks["passed"]) for r in runs],
             nn_ratio=[r.checks["nn_ratio"] for r in runs],
             residual=[r.checks.get("residual") for r in runs],
@@ -91,7 +98,7 @@ def markdown_study(rows: list[dict]) -> str:
 def plot_study(task: str, model: str, seed: int = 0, variants=tuple(VARIANTS), root=None,
                ax=None):
     """The recovered distributions of one seed's baseline and mitigations over the prior and
-    its null band (Chapter 9)."""
+    its null band (Chapters 9 and 10)."""
     from ..plotting import plot_values
     from ..zoo import catalog
 

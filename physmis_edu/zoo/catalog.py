@@ -44,7 +44,7 @@ class RunSpec:
     fixed streams; ``n_samples`` are drawn from the trained model. ``milestones`` are the training
     steps at which ``n_curve`` samples are scored for the convergence curve. ``variant`` names a
     run that differs from its class's main runs (e.g. a larger training set).
-    The mitigations of Chapter 9: ``representation`` (``{"name": ..., "params": ...}``, see
+    The mitigations of Chapters 9 and 10: ``representation`` (``{"name": ..., "params": ...}``, see
     :func:`physmis_edu.mitigations.representation_to_dict`) trains the same unconditional model
     in coordinates ``y = Phi(x)`` and decodes its samples; ``reweight``
     (``{"method": "ratio" | "iterative", "calibrated_on": baseline run name}``) fits it on the
@@ -133,7 +133,7 @@ MILESTONES = {
     "VAE": (1_000, 2_500, 5_000, 10_000),
 }
 SEEDS = (0, 1, 2)
-# The representations of the mitigation study's "coords" runs (Chapter 9).
+# The representations of the mitigation study's "coords" runs (Chapter 10).
 STUDY_COORDINATES = {
     "logistic-chaotic": {"name": "LogisticRatio", "params": {"start_shift": 3.3}},
     "pendulum": {"name": "PendulumEnergy",
@@ -165,7 +165,7 @@ def _book_specs() -> list[RunSpec]:
         for seed in SEEDS:
             specs.append(RunSpec("pendulum", model, seed, BOOK_CONFIGS[model],
                                  milestones=MILESTONES[model]))
-    # The mitigation study (Chapter 9): the DiffusionMLP of the chaotic logistic map and of the
+    # The mitigation study (Chapters 9 and 10): the DiffusionMLP of the chaotic logistic map and of the
     # double pendulum, baseline budget and seeds, each mitigation on its own. The coordinates
     # are those the coordinate search ranks first by predicted drift
     # (benchmarks/coordinate_search.py); reweighting calibrates its kernel on seed 0's samples.
