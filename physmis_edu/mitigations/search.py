@@ -71,11 +71,13 @@ def predicted_drift(task, representation, train, kernel, rng=None, bins: int = 2
 
 @dataclass
 class Candidate:
-    """One scored representation: its ``predicted`` TV and out-of-range mass."""
+    """One scored representation: its predicted TV, out-of-range mass and recovered
+    histogram (``predicted_probs``: below the range, the bins, above it)."""
 
     representation: object
     predicted_tv: float
     predicted_outside: float
+    predicted_probs: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -94,7 +96,7 @@ def rank_representations(task, candidates, train, kernel, rng=None, bins: int = 
     scored = []
     for rep in candidates:
         d = predicted_drift(task, rep, train, kernel, np.random.default_rng(seed), bins)
-        scored.append(Candidate(rep, d["tv"], d["outside"]))
+        scored.append(Candidate(rep, d["tv"], d["outside"], d["probs"]))
     return sorted(scored, key=lambda c: c.predicted_tv)
 
 

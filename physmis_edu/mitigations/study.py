@@ -1,4 +1,5 @@
-"""The mitigation study: a baseline and its mitigations, several seeds, one table (Chapters 9 and 10).
+"""The mitigation study: a baseline and its mitigations, several seeds, one table
+(Chapters 9 and 10).
 
 The runs themselves are trained once by ``python -m physmis_edu.zoo build`` (their specs are in
 :mod:`physmis_edu.zoo.catalog`, variants ``reweighted``, ``conditional`` and ``coords``) and
@@ -34,12 +35,12 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
     Every run is scored on its first ``n_samples`` samples, the smallest number any of them has
     (TV's finite-sample floor depends on it). ``tv`` counts failed recoveries as misplaced mass
     (``DriftReport.tv_failed``); its interval is that of the finite values' TV, the same number
-    when nothing fails. Each row holds ``variant`` (``''`` is the baseline), ``label``, and per seed (lists in seed
-    order) ``tv`` with its bootstrap interval ``tv_lo``/``tv_hi``, ``w1``, ``outside`` (recovered
-    mass outside the prior's range, failures included), ``passed`` (the c-free sample checks of
-    Chapter 5), ``nn_ratio``, ``residual`` and ``train_seconds``; ``null_tv99`` (the finite-sample
-    null's 99th percentile) and ``clear_of_baseline``: every seed's interval lies below every
-    baseline seed's (``None`` for the baseline itself).
+    when nothing fails. Each row holds ``variant`` (``''`` is the baseline), ``label``, and per
+    seed (lists in seed order) ``tv`` with its bootstrap interval ``tv_lo``/``tv_hi``, ``w1``,
+    ``outside`` (recovered mass outside the prior's range, failures included), ``passed`` (the
+    c-free sample checks of Chapter 5), ``nn_ratio``, ``residual`` and ``train_seconds``;
+    ``null_tv99`` (the finite-sample null's 99th percentile) and ``clear_of_baseline``: every
+    seed's interval lies below every baseline seed's (``None`` for the baseline itself).
     """
     from .._validation import check_positive_int
 

@@ -165,9 +165,9 @@ def _book_specs() -> list[RunSpec]:
         for seed in SEEDS:
             specs.append(RunSpec("pendulum", model, seed, BOOK_CONFIGS[model],
                                  milestones=MILESTONES[model]))
-    # The mitigation study (Chapters 9 and 10): the DiffusionMLP of the chaotic logistic map and of the
-    # double pendulum, baseline budget and seeds, each mitigation on its own. The coordinates
-    # are those the coordinate search ranks first by predicted drift
+    # The mitigation study (Chapters 9 and 10): the DiffusionMLP of the chaotic logistic map and
+    # of the double pendulum, baseline budget and seeds, each mitigation on its own. The
+    # coordinates are those the coordinate search ranks first by predicted drift
     # (benchmarks/coordinate_search.py); reweighting calibrates its kernel on seed 0's samples.
     for task in ("logistic-chaotic", "pendulum"):
         model = "DiffusionMLP"
