@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from physmis_edu import zoo
+from physmis_edu import mitigations as mit
 from physmis_edu.models import DiffusionMLP
 from physmis_edu.zoo import build, catalog, checks, store
 
@@ -107,6 +108,51 @@ def test_build_writes_a_verified_store_and_resumes(tiny_store):
         s.name for s in tiny_specs()]
 
 
+def test_mitigation_variants_train_and_record_what_they_did(tiny_store):
+    """Runs in a representation, on a reweighted set and conditioned on c (Chapters 9, 10)."""
+    out, _ = tiny_store
+    base = tiny_specs()[0]  # logistic-chaotic.DiffusionMLP.s0, the reweighting's calibration
+    common = dict(n_train=300, n_samples=200, n_fresh=200, n_curve=100, milestones=(30,))
+    specs = [
+        catalog.RunSpec(base.task, base.model, 0, base.config, variant="coords",
+                        representation=catalog.STUDY_COORDINATES[base.task], **common),
+        catalog.RunSpec(base.task, base.model, 0, base.config, variant="reweighted",
+                        reweight=dict(method="iterative", calibrated_on=base.name), **common),
+        catalog.RunSpec(base.task, base.model, 0, base.config, variant="conditional",
+                        conditional=True, **common)]
+    build.build(specs, out, jobs=1, progress=False)
+    coords = zoo.load(base.task, base.model, 0, "coords", root=out)
+    assert coords.meta["spec"]["representation"]["name"] == "LogisticRatio"
+    weighted = zoo.load(base.task, base.model, 0, "reweighted", root=out).meta["reweighting"]
+    assert weighted["calibrated_on"] == base.name and weighted["sigma"] > 0
+    assert weighted["predicted_outside_after"] >= weighted["min_outside"] - 1e-9
+    assert 0 < weighted["effective_sample_size"] <= 300
+    cond = zoo.load(base.task, base.model, 0, "conditional", root=out)
+    assert set(cond.meta["conditioning"]) == {"rmse", "bias", "pearson", "failed", "outside"}
+    with np.load(out / f"{cond.name}.npz") as blob:
+        requested = blob["requested"]
+    assert requested.shape == (200,) and (requested >= 3.6).all() and (requested <= 4.0).all()
+    # The baseline's spec is unchanged by the new fields: its hash omits them when off.
+    assert "representation" not in base.to_dict() and "conditional" not in base.to_dict()
+    rows = mit.study_table(base.task, base.model, seeds=(0,), root=out)
+    assert [r["variant"] for r in rows] == list(mit.VARIANTS)
+    assert rows[0]["clear_of_baseline"] is None
+    assert all(r["n_samples"] == 200 and len(r["tv"]) == 1 for r in rows)
+    with pytest.raises(ValueError, match="variants"):
+        mit.study_table(base.task, base.model, variants=("bagged",), root=out)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(representation={"name": "Rotate", "params": {}}), "representation name"),
+    (dict(representation=catalog.STUDY_COORDINATES["pendulum"], checkpoint=True), "checkpoint"),
+    (dict(reweight={"method": "ratio"}), "keys"),
+    (dict(reweight={"method": "bagging", "calibrated_on": "x"}), "method"),
+])
+def test_mitigation_specs_reject_bad_fields(changes, match):
+    with pytest.raises(ValueError, match=match):
+        catalog.RunSpec("pendulum", "DiffusionMLP", 0, {}, **changes)
+
+
 def test_load_reports_missing_truncated_and_altered_files(tiny_store, tmp_path):
     out, _ = tiny_store
     copy = tmp_path / "store"
@@ -176,7 +222,10 @@ def test_every_shipped_run_loads_and_matches_its_spec(name):
     spec = catalog.SPECS[name]
     assert run.meta["spec_hash"] == spec.spec_hash(), "the catalog changed: rebuild this run"
     assert run.samples.shape == (spec.n_samples, *run.train.shape[1:])
-    assert np.isfinite(run.samples).all()
+    # A sample may be non-finite only where decoding from a representation failed (Chapter 10);
+    # each such sample is a failed recovery, counted in the recorded drift.
+    bad = ~np.isfinite(run.samples).all(axis=(1, 2))
+    assert bad.sum() == (run.meta["drift"]["n_failed"] if spec.representation else 0)
     # What the store records matches what the shipped samples show.
     again = checks.sample_checks(run.task, run.samples, run.train, run.fresh)
     assert again["nn_ratio"] == pytest.approx(run.checks["nn_ratio"], rel=1e-9)
