@@ -192,3 +192,24 @@ def test_pendulum_energy_coordinates_carry_the_energy_in_one_channel():
         mit.PendulumEnergy.for_task(LogisticMap())
     with pytest.raises(ValueError, match="m1"):
         mit.PendulumEnergy(m1=0.0)
+
+
+def test_requested_vs_recovered_reports_bias_spread_and_failures():
+    rng = np.random.default_rng(15)
+    requested = rng.uniform(2.0, 4.0, 5000)
+    recovered = requested + 0.1 * (requested - 3.0) + rng.normal(0, 0.05, 5000)
+    recovered[:100] = np.nan
+    rep = mit.requested_vs_recovered(requested, recovered, 2.0, 4.0, bins=4)
+    assert rep.failed == pytest.approx(0.02)
+    assert rep.bias == pytest.approx(0.0, abs=0.01)
+    # The error grows with the request: -0.075 in the lowest quarter, +0.075 in the highest.
+    assert rep.bin_bias[0] == pytest.approx(-0.075, abs=0.01)
+    assert rep.bin_bias[-1] == pytest.approx(0.075, abs=0.01)
+    assert np.allclose(rep.bin_spread, 0.05, atol=0.01) and rep.pearson > 0.99
+    assert 0 < rep.outside < 0.1 and "RMSE" in str(rep)
+    with pytest.raises(ValueError, match="requested must lie"):
+        mit.requested_vs_recovered([5.0], [5.0], 2.0, 4.0)
+    with pytest.raises(ValueError, match="same length"):
+        mit.requested_vs_recovered([3.0, 3.0], [3.0], 2.0, 4.0)
+    with pytest.raises(ValueError, match="every recovery failed"):
+        mit.requested_vs_recovered([3.0], [np.nan], 2.0, 4.0)

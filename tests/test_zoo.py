@@ -145,6 +145,8 @@ def test_mitigation_variants_train_and_record_what_they_did(tiny_store):
 @pytest.mark.parametrize("changes, match", [
     (dict(representation={"name": "Rotate", "params": {}}), "representation name"),
     (dict(representation=catalog.STUDY_COORDINATES["pendulum"], checkpoint=True), "checkpoint"),
+    (dict(representation=catalog.STUDY_COORDINATES["pendulum"], conditional=True),
+     "unconditional"),
     (dict(reweight={"method": "ratio"}), "keys"),
     (dict(reweight={"method": "bagging", "calibrated_on": "x"}), "method"),
 ])

@@ -1,7 +1,7 @@
 """Kernel-informed coordinates: the model trains in ``y = Phi(x)`` and never sees ``c``
 (Chapter 10).
 
-A *representation* is an invertible map of trajectories ``(n, L, d) -> (n, L, d)`` with
+A *representation* is an invertible map of trajectories ``(n, L, d) -> (n, L, d')`` with
 
 - ``encode(x) -> y`` and ``decode(y) -> x``, ``decode(encode(x)) == x`` on the data's range;
 - ``params() -> dict``, so that ``type(r)(**r.params())`` builds the same map.
@@ -9,8 +9,8 @@ A *representation* is an invertible map of trajectories ``(n, L, d) -> (n, L, d)
 A generative model fitted to ``encode(train)`` errs in ``y``; decoding carries its error back
 through ``Phi^-1``, where the recovery ``M`` sees it. A representation is good for a task when
 the errors a model makes in ``y`` move ``M(x)`` evenly up and down, so that the recovered
-distribution keeps the shape of the prior. :func:`predicted_drift` scores that with a data
-deviation kernel acting in ``y``, before any training.
+distribution keeps the shape of the prior. :func:`~physmis_edu.mitigations.predicted_drift`
+scores that with a data deviation kernel acting in ``y``, before any training.
 
 Adding a representation touches two places: its class below and its line in
 :data:`REPRESENTATIONS`.
@@ -50,9 +50,6 @@ class _Base:
     def params(self) -> dict:
         """The constructor parameters."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    def __call__(self, x) -> np.ndarray:
-        return self.encode(x)
 
 
 @dataclass(frozen=True)

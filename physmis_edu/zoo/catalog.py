@@ -79,6 +79,9 @@ class RunSpec:
             if self.plan_endpoints:
                 raise ValueError("a planner run (plan_endpoints=True) pins its ends in x; it "
                                  "cannot train in a representation")
+            if self.conditional:
+                raise ValueError("a run in a representation is unconditional (the model never "
+                                 "sees c); set conditional=False")
         if self.reweight is not None:
             if not isinstance(self.reweight, dict) or set(self.reweight) != {"method",
                                                                                "calibrated_on"}:
