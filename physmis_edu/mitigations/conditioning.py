@@ -1,4 +1,4 @@
-"""Conditioning on the control: does the sample recover to the value that was asked for?
+"""Conditioning on the control: does the sample recover to the value asked for? (Chapter 9)
 
 A conditional model ``p_theta(x | c)`` is fitted on pairs ``(x_i, c_i)`` and sampled with
 requested controls ``c ~ p(c)``. If each sample recovered to its request, the recovered
@@ -20,7 +20,7 @@ __all__ = ["ConditioningReport", "requested_vs_recovered"]
 
 @dataclass
 class ConditioningReport:
-    """Recovered against requested controls.
+    """Recovered against requested controls (Chapter 9).
 
     ``rmse`` and ``bias`` (mean of recovered minus requested) over the finite recoveries,
     ``pearson`` between the two, ``failed`` (fraction of failed recoveries), ``outside``
@@ -45,7 +45,8 @@ class ConditioningReport:
 
 def requested_vs_recovered(requested, recovered, lo: float, hi: float,
                            bins: int = 10) -> ConditioningReport:
-    """Compare the controls a conditional model was asked for with those its samples recover to.
+    """Compare the controls a conditional model was asked for with those its samples recover to
+    (Chapter 9).
 
     ``requested``: finite values, one per sample; ``recovered``: ``task.measure(samples)``
     (``NaN`` marks a failed recovery). ``lo``, ``hi``: the prior's range.

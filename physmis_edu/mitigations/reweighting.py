@@ -1,5 +1,5 @@
 """Reweighting the training data so that the kernel's predicted recovered distribution matches
-the prior.
+the prior (Chapter 9).
 
 A data deviation kernel predicts how a model trained on controls ``c ~ p_data`` recovers them:
 ``q_hat``. If ``q_hat`` has too much mass in some bin, the training set can be reweighted so
@@ -43,7 +43,8 @@ __all__ = ["Transition", "transition_matrix", "Reweighting", "kernel_weights",
 
 @dataclass
 class Transition:
-    """A kernel's transition matrix between bins of the control, estimated from pairs.
+    """A kernel's transition matrix between bins of the control, estimated from pairs
+    (Chapter 9).
 
     ``counts[b, j]``: training trajectories with true control in inside bin ``b`` whose
     perturbed recovery landed in column ``j``; ``matrix`` is ``counts`` divided by its row
@@ -136,7 +137,7 @@ def _transition(c_true: np.ndarray, c_perturbed: np.ndarray, edges: np.ndarray) 
 
 
 def transition_matrix(c_true, c_perturbed, lo: float, hi: float, bins: int = 20) -> Transition:
-    """The kernel's transition matrix between bins, from pairs ``(c_i, c~_i)``.
+    """The kernel's transition matrix between bins, from pairs ``(c_i, c~_i)`` (Chapter 9).
 
     ``c_true``: the training controls, inside ``[lo, hi]``; ``c_perturbed``: the recovered
     controls of the kernel-perturbed training trajectories, one per control, ``NaN`` where the
@@ -157,7 +158,7 @@ def transition_matrix(c_true, c_perturbed, lo: float, hi: float, bins: int = 20)
 @dataclass
 class Reweighting:
     """Weights for the training set and the recovered distribution the kernel predicts under
-    them.
+    them (Chapter 9).
 
     ``weights``: one per training trajectory, non-negative, mean 1 (feed them to
     :func:`weighted_resample`). ``bin_weights``: the weight of each true bin on the same scale
@@ -306,7 +307,8 @@ def _result(rows, w_bins, capped, p0, p_inside, t, method, clip, iterations) -> 
 
 def kernel_weights(c_train, prior, predicted_values, lo: float, hi: float, bins: int = 20,
                    clip: float = 20.0) -> Reweighting:
-    """Weights ``p(b) / q_hat(b)`` per training trajectory, ``b`` the bin of its true control.
+    """Weights ``p(b) / q_hat(b)`` per training trajectory, ``b`` the bin of its true control
+    (Chapter 9).
 
     ``c_train``: the training controls, inside ``[lo, hi]``. ``prior``: a
     :class:`~physmis_edu.tasks.Prior` (or a ``Task``), whose range must be ``[lo, hi]``.
@@ -343,7 +345,8 @@ def kernel_weights(c_train, prior, predicted_values, lo: float, hi: float, bins:
 
 def iterative_weights(c_train, prior, c_perturbed, lo: float, hi: float, bins: int = 20,
                       iterations: int = 50, clip: float = 20.0) -> Reweighting:
-    """Bin weights by Richardson-Lucy deconvolution on the kernel's transition matrix.
+    """Bin weights by Richardson-Lucy deconvolution on the kernel's transition matrix
+    (Chapter 9).
 
     ``c_train``, ``prior``, ``lo``, ``hi``: as in :func:`kernel_weights`. ``c_perturbed``: the
     recovered controls of the kernel-perturbed training trajectories, one per control, ``NaN``
@@ -388,7 +391,8 @@ def iterative_weights(c_train, prior, c_perturbed, lo: float, hi: float, bins: i
 
 
 def weighted_resample(x, weights, n: int | None = None, rng=None) -> np.ndarray:
-    """Indices of a training set resampled by ``weights``, for models that take no weights.
+    """Indices of a training set resampled by ``weights``, for models that take no weights
+    (Chapter 9).
 
     ``x``: the training set (any array whose first axis indexes trajectories; only its length
     is read). ``weights``: one finite, non-negative weight per trajectory, not all zero (e.g.
