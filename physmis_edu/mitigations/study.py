@@ -40,7 +40,8 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
     ``outside`` (recovered mass outside the prior's range, failures included), ``passed`` (the
     c-free sample checks of Chapter 5), ``nn_ratio``, ``residual`` and ``train_seconds``;
     ``null_tv99`` (the finite-sample null's 99th percentile) and ``clear_of_baseline``: every
-    seed's interval lies below every baseline seed's (``None`` for the baseline itself).
+    seed's interval lies below every baseline seed's (``None`` for the baseline itself; an
+    undefined interval counts as its estimate).
     """
     from .._validation import check_positive_int
 
@@ -71,12 +72,18 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
             train_seconds=[r.meta["train_seconds"] for r in runs],
             conditioning=[r.meta.get("conditioning") for r in runs],
             reweighting=[r.meta.get("reweighting") for r in runs]))
+    def bound(row, key):
+        # An undefined interval (TV at its noise floor, see DriftReport) falls back on the
+        # estimate itself.
+        return [tv if np.isnan(b) else b for tv, b in zip(row["tv"], row[key])]
+
     base = next((row for row in rows if row["variant"] == ""), None)
     for row in rows:
         if row["variant"] == "" or base is None:
             row["clear_of_baseline"] = None
         else:
-            row["clear_of_baseline"] = bool(max(row["tv_hi"]) < min(base["tv_lo"]))
+            row["clear_of_baseline"] = bool(max(bound(row, "tv_hi"))
+                                            < min(bound(base, "tv_lo")))
     return rows
 
 
