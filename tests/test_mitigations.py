@@ -213,3 +213,13 @@ def test_requested_vs_recovered_reports_bias_spread_and_failures():
         mit.requested_vs_recovered([3.0, 3.0], [3.0], 2.0, 4.0)
     with pytest.raises(ValueError, match="every recovery failed"):
         mit.requested_vs_recovered([3.0], [np.nan], 2.0, 4.0)
+
+
+def test_markdown_study_has_one_line_per_variant_and_names_undefined_intervals():
+    row = dict(label="baseline", tv=[0.2, 0.1], tv_lo=[0.18, np.nan], tv_hi=[0.22, np.nan],
+               w1=[0.03, 0.04], outside=[0.01, 0.02], passed=[True, False],
+               train_seconds=[100.0, 120.0])
+    table = mit.markdown_study([row, dict(row, label="coords")]).splitlines()
+    assert len(table) == 4
+    assert "[0.180, 0.220], undefined" in table[2]
+    assert "1/2" in table[2] and "nan" not in table[2]

@@ -96,7 +96,9 @@ def markdown_study(rows: list[dict]) -> str:
              "training [s] |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         tvs = ", ".join(f"{v:.3f}" for v in row["tv"])
-        cis = ", ".join(f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(row["tv_lo"], row["tv_hi"]))
+        # A NaN bound is an interval the bootstrap could not give (metrics.bootstrap_ci).
+        cis = ", ".join("undefined" if np.isnan(lo) or np.isnan(hi) else
+                        f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(row["tv_lo"], row["tv_hi"]))
         lines.append(f"| {row['label']} | {tvs} | {cis} | {span(row['w1'], '{:.3g}')} | "
                      f"{span(row['outside'], '{:.1%}')} | {sum(row['passed'])}/"
                      f"{len(row['passed'])} | {span(row['train_seconds'], '{:.0f}')} |")
