@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import jupytext
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("make_colab", ROOT / "tools" / "make_colab.py")
 make_colab = importlib.util.module_from_spec(spec)
@@ -19,7 +21,11 @@ def test_every_chapter_has_an_up_to_date_copy():
 def test_copies_are_colab_ready_and_empty():
     for chapter in make_colab.chapters():
         nb = json.loads((ROOT / "notebooks" / f"{chapter.stem}.ipynb").read_text())
-        assert nb["metadata"]["accelerator"] == "GPU"
+        # Only chapters that can train ask Colab for a GPU runtime.
+        source = jupytext.read(chapter)
+        wants_gpu = any(c.cell_type == "code" and (".fit(" in c.source or "build(" in c.source)
+                        for c in source.cells)
+        assert (nb["metadata"].get("accelerator") == "GPU") == wants_gpu, chapter.stem
         first = "".join(nb["cells"][0]["source"])
         assert "google.colab" in first and "pip install" in first
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
@@ -31,3 +37,9 @@ def test_student_copies_drop_solutions():
     for chapter in make_colab.chapters():
         student = (ROOT / "notebooks" / "student" / f"{chapter.stem}.ipynb").read_text()
         assert "{solution}" not in student
+
+
+def test_numpy_only_chapters_ask_for_no_gpu_and_training_chapters_do():
+    gpu = {p.stem: make_colab.trains(jupytext.read(p)) for p in make_colab.chapters()}
+    assert not any(v for k, v in gpu.items() if k.startswith(("ch02", "ch03", "ch04")))
+    assert gpu[next(k for k in gpu if k.startswith("ch05"))]

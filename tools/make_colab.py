@@ -4,8 +4,9 @@
     python tools/make_colab.py --check  # exit 1 if any committed copy is out of date
 
 Each chapter listed in ``_toc.yml`` that is an executable MyST notebook gets:
-- ``notebooks/NAME.ipynb``: outputs empty, Colab metadata asking for a GPU runtime,
-  and a first cell that installs the library only when running inside Colab;
+- ``notebooks/NAME.ipynb``: outputs empty, Colab metadata that asks for a GPU runtime only
+  when the chapter can train a model (:func:`trains`), and a first cell that installs the
+  library only when running inside Colab;
 - ``notebooks/student/NAME.ipynb``: the same without the ``{solution}`` blocks.
 Glued values (``{glue:text}`name```), which only the built book fills in, become a pointer to
 the cell above that computes them.
@@ -63,9 +64,19 @@ def _repository() -> tuple[str, str]:
     return repo["url"].rstrip("/"), repo.get("branch", "main")
 
 
+# A chapter trains when one of its code cells fits a model or builds store runs.
+_TRAINS = re.compile(r"\.fit\(|\bbuild\(")
+
+
+def trains(nb) -> bool:
+    """Whether a chapter's code can train a model (and so should ask Colab for a GPU)."""
+    return any(c.cell_type == "code" and _TRAINS.search(c.source) for c in nb.cells)
+
+
 def render(path: Path, student: bool = False) -> str:
     """The ``.ipynb`` text for one chapter."""
     nb = jupytext.read(path)
+    gpu = trains(nb)
     url, branch = _repository()
     cells = [nbformat.v4.new_code_cell(INSTALL_CELL.format(url=url, branch=branch))]
     for cell in nb.cells:
@@ -80,12 +91,14 @@ def render(path: Path, student: bool = False) -> str:
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("jupytext", None)
     nb.cells = cells
+    colab = {"provenance": [], "toc_visible": True}
     nb.metadata = {
-        "accelerator": "GPU",
-        "colab": {"provenance": [], "gpuType": "T4", "toc_visible": True},
+        "colab": dict(colab, gpuType="T4") if gpu else colab,
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
+    if gpu:
+        nb.metadata["accelerator"] = "GPU"
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nbformat.writes(nb) + "\n"
 
