@@ -43,3 +43,38 @@ def test_numpy_only_chapters_ask_for_no_gpu_and_training_chapters_do():
     gpu = {p.stem: make_colab.trains(jupytext.read(p)) for p in make_colab.chapters()}
     assert not any(v for k, v in gpu.items() if k.startswith(("ch02", "ch03", "ch04")))
     assert gpu[next(k for k in gpu if k.startswith("ch05"))]
+
+
+class _FakeShell:
+    """Records the line magics a cell runs, as IPython's shell would execute them."""
+
+    def __init__(self):
+        self.magics = []
+
+    def run_line_magic(self, name, line):
+        self.magics.append((name, line))
+
+
+def _run_install_cell(monkeypatch, in_colab: bool):
+    import sys
+    import types
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    chapter = make_colab.chapters()[0]
+    nb = json.loads((ROOT / "notebooks" / f"{chapter.stem}.ipynb").read_text())
+    code = TransformerManager().transform_cell("".join(nb["cells"][0]["source"]))
+    shell = _FakeShell()
+    exec(code, {"get_ipython": lambda: shell})
+    return shell.magics
+
+
+def test_install_cell_installs_the_configured_repository_only_inside_colab(monkeypatch):
+    url, branch = make_colab._repository()
+    magics = _run_install_cell(monkeypatch, in_colab=True)
+    assert magics == [("pip", f'install -q "physmis_edu @ git+{url}@{branch}"')]
+    assert _run_install_cell(monkeypatch, in_colab=False) == []
