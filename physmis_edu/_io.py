@@ -1,11 +1,16 @@
-"""Atomic file writes shared by the library (checkpoints, the store of trained runs, the panel)."""
+"""Output helpers shared by the library: atomic file writes (checkpoints, the store of trained
+runs, the panel), JSON-ready values, writable output folders and progress-bar settings (the
+audit and ``reproduce``)."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 def write_atomic(path, write) -> None:
@@ -76,3 +81,58 @@ def remove_stale_temps(folder) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def jsonable(obj):
+    """Plain JSON types; ``NaN`` and infinities become ``null``; keys starting with ``_`` are
+    dropped (private working values)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+def writable_folder(out) -> Path:
+    """The output folder ``out``, created and probed for writing before any work is done.
+
+    Raises ``ValueError`` saying what is wrong (the caller names its argument).
+    """
+    try:
+        folder = Path(out)
+    except TypeError as err:
+        raise ValueError(f"expected a folder path; got {out!r}") from err
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"cannot write to folder {folder} "
+                         f"({type(err).__name__}: {err.strerror or err})") from err
+    return folder
+
+
+def progress_disabled(progress) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` argument: ``True``/``False`` as given; ``None``
+    follows ``PHYSMIS_PROGRESS`` (``0``, ``false`` or ``no`` turn bars off), else tqdm decides
+    (a bar only when stderr is a terminal)."""
+    if progress is not None:
+        return not bool(progress)
+    value = os.environ.get("PHYSMIS_PROGRESS", "").strip().lower()
+    if value:
+        return value in ("0", "false", "no")
+    return None

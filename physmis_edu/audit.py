@@ -33,7 +33,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import jsonable, progress_disabled, writable_folder
 from ._validation import _reject_complex, check_positive_int, check_seed, check_trajectories
 
 __all__ = ["SCHEMA", "VERSION", "AuditInputError", "AuditResult", "audit", "format_summary",
@@ -330,20 +330,9 @@ class _EmpiricalPrior:
 def _check_out(out) -> Path:
     """The output folder, created and probed for writing before any work is done."""
     try:
-        folder = Path(out)
-    except TypeError as err:
-        raise AuditInputError("out", f"expected a folder path; got {out!r}") from err
-    if folder.exists() and not folder.is_dir():
-        raise AuditInputError("out", f"{folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".audit-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise AuditInputError("out", f"cannot write to folder {folder} "
-                                     f"({type(err).__name__}: {err.strerror or err})") from err
-    return folder
+        return writable_folder(out)
+    except ValueError as err:
+        raise AuditInputError("out", str(err)) from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,25 +685,6 @@ def _sensitivity(measurement, train, train_values, edges, kernel_sigma, rng) -> 
 # The result
 # ---------------------------------------------------------------------------------------------
 
-def _jsonable(obj):
-    """Plain JSON types; ``NaN`` and infinities become ``null``."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
-
 
 @dataclass
 class AuditResult:
@@ -1013,14 +983,6 @@ def plot_audit(report: dict):
 # The audit
 # ---------------------------------------------------------------------------------------------
 
-def _progress_disabled(progress) -> bool | None:
-    if progress is not None:
-        return not bool(progress)
-    value = os.environ.get("PHYSMIS_PROGRESS", "").strip().lower()
-    if value:
-        return value in ("0", "false", "no")
-    return None  # tqdm decides: a bar only when stderr is a terminal
-
 
 def audit(train, samples, *, task=None, measure=None, prior="data", control_range=None,
           bins: int = 20, seed: int = 0, kernel: bool = True, out=None, n_boot: int = 200,
@@ -1103,7 +1065,7 @@ def audit(train, samples, *, task=None, measure=None, prior="data", control_rang
                                           f"L={train.shape[1]}, d={train.shape[2]}")
     folder = _check_out(out) if out is not None else None
 
-    disabled = _progress_disabled(progress)
+    disabled = progress_disabled(progress)
     from tqdm import tqdm
 
     steps = ["measure", "distances", "split half", "c-free checks", "kernel", "sensitivity"]
@@ -1234,7 +1196,7 @@ def audit(train, samples, *, task=None, measure=None, prior="data", control_rang
             "timings_s": timings,
         }
         timings["total"] = time.perf_counter() - started
-        result = AuditResult(_jsonable(report))
+        result = AuditResult(jsonable(report))
         if folder is not None:
             try:
                 result.paths = result.save(folder)

@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import fnmatch
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ._io import write_atomic
+from ._io import jsonable, progress_disabled, writable_folder, write_atomic
 
 __all__ = ["PROFILES", "ReproduceInputError", "ReproduceResult", "cells_for", "reproduce",
            "scaled_spec", "score_cell", "aggregate", "markdown_table", "plot_rows"]
@@ -86,6 +84,11 @@ class ReproduceResult:
         return markdown_table(self.rows)
 
 
+def _is_mitigation(variant: str) -> bool:
+    """A variant of the mitigation study (not a baseline, nor a larger training set)."""
+    return bool(variant) and not variant.startswith("data")
+
+
 def _check_seeds(seeds, profile: str) -> tuple:
     if seeds is None:
         return DEFAULT_SEEDS[profile]
@@ -108,7 +111,7 @@ def cells_for(seeds, only: str | None = None) -> list:
     shell patterns); by default every run except the Transformer's larger training sets
     (``data*`` variants, a study of their own). A mitigation brings the baseline of its seed
     (and, for reweighting, the run its kernel is calibrated on)."""
-    from .zoo import catalog
+    from .zoo import build, catalog
 
     specs = [s for s in catalog.SPECS.values() if s.seed in seeds]
     if not specs:
@@ -117,19 +120,17 @@ def cells_for(seeds, only: str | None = None) -> list:
     if only is None:
         chosen = [s for s in specs if not s.variant.startswith("data")]
     else:
-        patterns = [p.strip() for p in only.split(",") if p.strip()]
-        if not patterns:
-            raise ReproduceInputError("only", f"expected comma-separated patterns of run names; "
-                                              f"got {only!r}")
-        chosen = [s for s in specs if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
-        if not chosen:
+        try:
+            chosen = build.select(specs, only)
+        except ValueError:
             raise ReproduceInputError(
-                "only", f"{only!r} matches no run with seeds {list(seeds)}; run names look "
-                        f"like 'logistic-chaotic.DiffusionMLP.s0' or 'pendulum.*-coords.*'")
+                "only", f"{only!r} must be comma-separated patterns matching runs with seeds "
+                        f"{list(seeds)}; run names look like "
+                        "'logistic-chaotic.DiffusionMLP.s0' or 'pendulum.*-coords.*'") from None
     names = {s.name for s in chosen}
     for spec in list(chosen):
         needed = []
-        if spec.variant and not spec.variant.startswith("data"):
+        if _is_mitigation(spec.variant):
             needed.append(dataclasses.replace(spec, variant="").name)
         if spec.reweight is not None:
             needed.append(spec.reweight["calibrated_on"])
@@ -180,7 +181,7 @@ def score_cell(task: str, model: str, seed: int, variant: str, root, kernel: boo
         failed_checks=list(checks.get("failed", [])), nn_ratio=checks.get("nn_ratio"),
         kernel=None)
     if not kernel:
-        return _json_ready(dict(cell, score_seconds=time.perf_counter() - tick))
+        return jsonable(dict(cell, score_seconds=time.perf_counter() - tick))
     values = run.task.measure(run.samples)
     # A sample whose decoding failed (NaN, Chapter 10) has no distance to the training set;
     # it is already counted as a failed recovery in the drift.
@@ -194,28 +195,7 @@ def score_cell(task: str, model: str, seed: int, variant: str, root, kernel: boo
                           explained_fraction=agr.explained_fraction,
                           outside_predicted=agr.oos_predicted,
                           outside_observed=agr.oos_observed)
-    return _json_ready(dict(cell, score_seconds=time.perf_counter() - tick))
-
-
-def _json_ready(obj):
-    """NaN (an undefined interval or score) becomes ``None``: JSON has no NaN."""
-    if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
-def _is_baseline(spec) -> bool:
-    # The kernel of Chapter 6 perturbs the data's coordinates; a mitigation changes what the
-    # model is trained on or in, so its agreement would not score the same kernel.
-    return not spec.variant or spec.variant.startswith("data")
+    return jsonable(dict(cell, score_seconds=time.perf_counter() - tick))
 
 
 def _mean(values) -> float | None:
@@ -250,7 +230,7 @@ def aggregate(cells: list) -> list:
         row["above_null"] = sum((c["tv"] if c["tv_ci"][0] is None else c["tv_ci"][0])
                                 > c["null_tv99"] for c in group)
         row["relative_to_baseline"] = None
-        if variant and not variant.startswith("data"):
+        if _is_mitigation(variant):
             base = {c["seed"]: c["tv"] for c in groups.get((task, model, ""), [])}
             ratios = [c["tv"] / base[c["seed"]] for c in group if c["seed"] in base]
             row["relative_to_baseline"] = _mean(ratios)
@@ -269,7 +249,7 @@ def aggregate(cells: list) -> list:
 
 def _fmt(value, spec: str, variant: str = "") -> str:
     if value is None or not np.isfinite(value):
-        return "" if variant and not variant.startswith("data") else "n/a"
+        return "" if _is_mitigation(variant) else "n/a"
     return format(value, spec)
 
 
@@ -317,18 +297,10 @@ def plot_rows(rows: list, title: str = ""):
 
 
 def _check_out(out) -> Path:
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ReproduceInputError("out", f"{folder} exists and is not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ReproduceInputError("out", f"cannot write into {folder} "
-                                         f"({type(err).__name__}: {err.strerror or err})") from err
-    return folder
+        return writable_folder(out)
+    except ValueError as err:
+        raise ReproduceInputError("out", str(err)) from err
 
 
 def _cached(path: Path, spec_hash: str) -> dict | None:
@@ -377,8 +349,9 @@ def reproduce(profile: str = "ci", seeds=None, only: str | None = None, jobs: in
         raise ReproduceInputError("jobs", str(err)) from err
     specs = cells_for(seeds, only)
     folder = _check_out(out)
-    if progress is None:
-        progress = sys.stderr.isatty() and os.environ.get("PHYSMIS_PROGRESS") != "0"
+    disabled = progress_disabled(progress)
+    # zoo.build takes a flag; with no setting, bars show when stderr is a terminal.
+    progress = sys.stderr.isatty() if disabled is None else not disabled
 
     if profile == "store":
         root = store.DATA_DIR
@@ -408,7 +381,10 @@ def reproduce(profile: str = "ci", seeds=None, only: str | None = None, jobs: in
             cells[spec.name] = cached
     bar = tqdm(total=len(todo), desc="scoring", disable=not progress, file=sys.stderr)
     scored = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(score_cell)(s.task, s.model, s.seed, s.variant, root, kernel=_is_baseline(s))
+        # The kernel of Chapter 6 perturbs the data's coordinates; a mitigation changes what
+        # the model is trained on or in, so its agreement would not score the same kernel.
+        delayed(score_cell)(s.task, s.model, s.seed, s.variant, root,
+                            kernel=not _is_mitigation(s.variant))
         for s in todo)
     for cell in scored:
         text = json.dumps(cell, indent=1)
@@ -419,7 +395,7 @@ def reproduce(profile: str = "ci", seeds=None, only: str | None = None, jobs: in
     bar.close()
 
     ordered = [cells[s.name] for s in specs]
-    rows = _json_ready(aggregate(ordered))
+    rows = jsonable(aggregate(ordered))
     report = dict(schema=SCHEMA, version=VERSION, profile=profile, seeds=list(seeds),
                   only=only, created=datetime.datetime.now(datetime.timezone.utc)
                   .isoformat(timespec="seconds"),
