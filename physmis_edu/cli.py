@@ -154,6 +154,8 @@ def _reproduce(parser: argparse.ArgumentParser, args) -> int:
 
     from .reproduce import PROFILES, ReproduceInputError, reproduce
 
+    # Checked here too (reproduce() checks it), so that a bad profile fails before --backend
+    # starts a cluster.
     if args.profile not in PROFILES:
         parser.error(f"argument --profile: expected one of {', '.join(PROFILES)}; got "
                      f"{args.profile!r}")

@@ -22,9 +22,7 @@ def test_copies_are_colab_ready_and_empty():
     for chapter in make_colab.chapters():
         nb = json.loads((ROOT / "notebooks" / f"{chapter.stem}.ipynb").read_text())
         # Only chapters that can train ask Colab for a GPU runtime.
-        source = jupytext.read(chapter)
-        wants_gpu = any(c.cell_type == "code" and (".fit(" in c.source or "build(" in c.source)
-                        for c in source.cells)
+        wants_gpu = make_colab.trains(jupytext.read(chapter))
         assert (nb["metadata"].get("accelerator") == "GPU") == wants_gpu, chapter.stem
         first = "".join(nb["cells"][0]["source"])
         assert "google.colab" in first and "pip install" in first
