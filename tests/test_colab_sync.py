@@ -2,13 +2,18 @@
 
 import importlib.util
 import json
+import re
+import sys
 from pathlib import Path
 
 import jupytext
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("make_colab", ROOT / "tools" / "make_colab.py")
 make_colab = importlib.util.module_from_spec(spec)
+# Registered before it runs, as importlib's recipe does: its dataclasses look the module up.
+sys.modules[spec.name] = make_colab
 spec.loader.exec_module(make_colab)
 
 
@@ -31,7 +36,8 @@ def test_copies_are_colab_ready_and_empty():
 
 def test_student_copies_drop_solutions():
     text = "Intro\n\n:::{solution} ex-1\n:label: sol-1\nThe answer.\n:::\n\nAfter.\n"
-    assert make_colab._SOLUTION.sub("", text) == "Intro\n\nAfter.\n"
+    cells = make_colab.convert(text, "book/ch01_x", make_colab.book(), student=True)
+    assert [(c.kind, c.source) for c in cells] == [("markdown", "Intro\n\nAfter.")]
     for chapter in make_colab.chapters():
         student = (ROOT / "notebooks" / "student" / f"{chapter.stem}.ipynb").read_text()
         assert "{solution}" not in student
@@ -76,3 +82,108 @@ def test_install_cell_installs_the_configured_repository_only_inside_colab(monke
     magics = _run_install_cell(monkeypatch, in_colab=True)
     assert magics == [("pip", f'install -q "physmis_edu @ git+{url}@{branch}"')]
     assert _run_install_cell(monkeypatch, in_colab=False) == []
+
+
+# --- the Markdown of the generated notebooks is plain Markdown, not MyST ---
+
+# What MyST writes and Colab would show verbatim: roles, directive fences, ``(label)=`` targets.
+_ROLE = re.compile(r"\{(cite|ref|doc|numref|term|glue:text|glue)[^}]*\}`")
+_TARGET = re.compile(r"^\([^)\s]+\)=\s*$", re.M)
+# Read straight from a chapter, independently of the generator's parser.
+_EXERCISE = re.compile(r"^:{3,}\{exercise\}", re.M)
+_SOLUTION = re.compile(r"^(?P<fence>:{3,})\{solution\}.*?^(?P=fence)\s*$", re.S | re.M)
+_PYTHON = re.compile(r"^```python\n(.*?)^```\s*$", re.S | re.M)
+_HEADING = re.compile(r"^\*\*(Exercise|Solution) (\d+)\.(\d+)\b")
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """Both editions regenerated from the chapters as they are now, in a temporary folder."""
+    out = tmp_path_factory.mktemp("notebooks")
+    make_colab.write(out)
+    return out
+
+
+def _editions(fresh):
+    """``(edition, chapter, notebook)`` for every chapter, public edition and student edition."""
+    for edition, folder in (("public", fresh), ("student", fresh / "student")):
+        for chapter in make_colab.chapters():
+            yield edition, chapter, json.loads((folder / f"{chapter.stem}.ipynb").read_text())
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def _tags(cell) -> list:
+    return cell["metadata"].get("tags", [])
+
+
+def test_no_myst_syntax_survives_in_markdown_cells(fresh):
+    for edition, chapter, nb in _editions(fresh):
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "markdown":
+                continue
+            text = _source(cell)
+            where = f"{edition} {chapter.stem} cell {i}"
+            assert not _ROLE.search(text), f"{where}: MyST role {_ROLE.search(text)[0]!r}"
+            assert ":::{" not in text and "```{" not in text, f"{where}: MyST directive fence"
+            assert not _TARGET.search(text), f"{where}: MyST target {_TARGET.search(text)[0]!r}"
+
+
+def test_exercises_are_numbered_per_chapter(fresh):
+    for edition, chapter, nb in _editions(fresh):
+        n = int(re.match(r"ch(\d+)", chapter.stem)[1])
+        headings = [_HEADING.match(_source(c)) for c in nb["cells"] if c["cell_type"] == "markdown"]
+        numbers = [(int(h[2]), int(h[3])) for h in headings if h and h[1] == "Exercise"]
+        expected = len(_EXERCISE.findall(chapter.read_text()))
+        assert numbers == [(n, k) for k in range(1, expected + 1)], f"{edition} {chapter.stem}"
+
+
+def test_solution_code_is_tagged_in_public_and_absent_in_student_copies(fresh):
+    for edition, chapter, nb in _editions(fresh):
+        text = chapter.read_text()
+        solution_code = [code.strip("\n") for block in _SOLUTION.finditer(text)
+                         for code in _PYTHON.findall(block[0])]
+        tagged = [c for c in nb["cells"] if "solution" in _tags(c)]
+        code = [_source(c) for c in tagged if c["cell_type"] == "code"]
+        chapter_code = [c for c in jupytext.read(chapter).cells if c.cell_type == "code"]
+        untagged_code = [c for c in nb["cells"] if c["cell_type"] == "code" and c not in tagged]
+        # The install cell and the chapter's own code cells run untagged in both editions.
+        assert len(untagged_code) == 1 + len(chapter_code), f"{edition} {chapter.stem}"
+        if edition == "student":
+            assert not tagged, f"student {chapter.stem}: solution cells left in"
+            assert not any(_HEADING.match(_source(c)) and "Solution" in _source(c)
+                           for c in nb["cells"]), chapter.stem
+        else:
+            assert code == solution_code, f"public {chapter.stem}: solution code cells differ"
+            # Each solution is headed by the number of the exercise it solves.
+            headings = [_HEADING.match(_source(c)) for c in tagged]
+            solved = [(int(h[2]), int(h[3])) for h in headings if h and h[1] == "Solution"]
+            exercises = [(int(h[2]), int(h[3])) for h in map(_HEADING.match, map(_source, nb["cells"]))
+                         if h and h[1] == "Exercise"]
+            assert len(solved) == len(_SOLUTION.findall(text)), chapter.stem
+            assert set(solved) <= set(exercises), f"public {chapter.stem}: {solved} vs {exercises}"
+
+
+def test_citations_read_author_year_and_link_to_the_bibliography():
+    book = make_colab.book()
+    text = "As shown {cite}`ho2020ddpm` {cite}`kingma2014vae,may1976simple`."
+    (cell,) = make_colab.convert(text, "book/ch05_x", book)
+    bib = f"{make_colab.BOOK_URL}book/bibliography.html"
+    assert cell.source == (f"As shown ([Ho et al., 2020]({bib}); [Kingma and Welling, 2014]({bib}); "
+                           f"[May, 1976]({bib})).")
+    assert make_colab.bibliography()["villani2009optimal"] == ("Villani", "2009")
+
+
+def test_references_admonitions_and_glue_become_markdown():
+    book = make_colab.book()
+    text = ("See {ref}`ch02-ex-scaling`, {term}`the null <Finite-sample null>` and "
+            "{glue:text}`ch01_tv`.\n\n:::{note}\nMind the gap.\n:::\n")
+    (cell,) = make_colab.convert(text, "book/ch03_conditioning", book)
+    url = make_colab.BOOK_URL
+    assert cell.source == (
+        f"See [Exercise 2.2]({url}book/ch02_toy_system.html#ch02-ex-scaling), "
+        f"[the null]({url}book/glossary.html#term-Finite-sample-null) and `ch01_tv`."
+        "\n\n> **Note.** Mind the gap."
+    )
