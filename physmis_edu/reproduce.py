@@ -109,8 +109,9 @@ def _check_seeds(seeds, profile: str) -> tuple:
 def cells_for(seeds, only: str | None = None) -> list:
     """The catalog's specs with a seed in ``seeds`` whose names match ``only`` (comma-separated
     shell patterns); by default every run except the Transformer's larger training sets
-    (``data*`` variants, a study of their own). A mitigation brings the baseline of its seed
-    (and, for reweighting, the run its kernel is calibrated on)."""
+    (``data*`` variants) and the confound sweep of Chapter 11 (studies of their own). A
+    mitigation brings the baseline of its seed (and, for reweighting, the run its kernel is
+    calibrated on)."""
     from .zoo import build, catalog
 
     specs = [s for s in catalog.SPECS.values() if s.seed in seeds]
@@ -118,7 +119,8 @@ def cells_for(seeds, only: str | None = None) -> list:
         raise ReproduceInputError("seeds", f"no run of the catalog has a seed in {list(seeds)}; "
                                            f"its seeds are {list(catalog.SEEDS)}")
     if only is None:
-        chosen = [s for s in specs if not s.variant.startswith("data")]
+        chosen = [s for s in specs if not s.variant.startswith("data")
+                  and s.name not in catalog.CONFOUND_NAMES]
     else:
         try:
             chosen = build.select(specs, only)

@@ -236,10 +236,11 @@ def test_every_shipped_run_loads_and_matches_its_spec(name):
 
 def test_store_stays_small():
     size = sum(p.stat().st_size for p in store.DATA_DIR.glob("*"))
-    # 56 MiB: the package must stay a quick install in Colab; the six pendulum runs of
+    # 70 MiB: the package must stay a quick install in Colab; the six pendulum runs of
     # Chapter 8 (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB, the nine of the
-    # mitigation study (4,000 samples each) 14 MiB.
-    assert size < 56 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 56 MiB"
+    # mitigation study (4,000 samples each) 14 MiB, the 30 of the confound sweep and the
+    # three speaking-rate runs of Chapters 11 and 12 about 10 MiB.
+    assert size < 70 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 70 MiB"
 
 
 @pytest.mark.skipif(os.environ.get("PHYSMIS_SKIP_WHEEL") == "1", reason="PHYSMIS_SKIP_WHEEL=1")

@@ -16,7 +16,23 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from ..tasks import CurveToy, DoublePendulum, LogisticMap, MazeTask, Sinusoid
+import numpy as np
+
+from ..tasks import (CurveToy, DoublePendulum, LogisticMap, MazeTask, Sinusoid,
+                     SyllableEnvelope)
+from ..tasks.base import Prior
+
+
+# Prior shapes of the confound sweep (Chapter 11), on the chaotic logistic map's range [3.6, 4].
+# Module-level functions, not lambdas, so that a task can be pickled to a worker process.
+def peaked_density(r):
+    """A bump centred in the range (standard deviation a fifth of the range), truncated."""
+    return np.exp(-0.5 * ((np.asarray(r) - 3.8) / 0.08) ** 2)
+
+
+def skewed_density(r):
+    """A ramp rising five-fold from the periodic-window end (3.6) to the fully chaotic end (4)."""
+    return 0.25 + (np.asarray(r) - 3.6) / 0.4
 
 # Task keys of the store and how each task is constructed. A key names one fixed construction:
 # changing a task's parameters means a new key, so that shipped runs stay reproducible.
@@ -27,12 +43,18 @@ TASKS = {
     "sine": lambda: Sinusoid(length=32),
     "maze": lambda: MazeTask(maze="umaze", length=32),
     "pendulum": lambda: DoublePendulum(length=32),
+    "logistic-peaked": lambda: LogisticMap(lo=3.6, hi=4.0, length=16,
+                                           prior=Prior(3.6, 4.0, density=peaked_density)),
+    "logistic-skewed": lambda: LogisticMap(lo=3.6, hi=4.0, length=16,
+                                           prior=Prior(3.6, 4.0, density=skewed_density)),
+    "speech": lambda: SyllableEnvelope(lo=3.0, hi=7.0, length=128, frame_rate=100.0),
 }
 
 # Fixed data streams per task: training set and fresh true data never depend on the model or seed,
 # so every class and seed of a task sees exactly the same training trajectories.
 DATA_SEEDS = {"logistic-chaotic": 1601, "logistic-periodic": 1602, "toy": 1603, "sine": 1604,
-              "maze": 1605, "pendulum": 1606}
+              "maze": 1605, "pendulum": 1606, "logistic-peaked": 1607, "logistic-skewed": 1608,
+              "speech": 1609}
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,44 @@ STUDY_COORDINATES = {
 # Larger training sets for the Transformer, which copies its training data at 10,000 trajectories.
 TRANSFORMER_DATA_SIZES = (20_000, 40_000, 80_000)
 
+# The confound sweep of Chapter 11: one factor at a time around the DiffusionMLP's book run on the
+# chaotic logistic map (variant name: changes to its config and spec), 3 seeds each. Training
+# length is swept at three times the budget for the classes whose long runs fit a CPU session
+# (the DiffusionMLP: 14 minutes a run on a shared core; the VAE: 5; the Transformer: about
+# 10); the U-Net's answer comes from its convergence curve. Wider denoisers are left to a GPU.
+CONFOUND_VARIANTS = {
+    "hidden64": (dict(hidden=64), {}),
+    "data2k": ({}, dict(n_train=2_000)),
+    "data40k": ({}, dict(n_train=40_000)),
+    "diffsteps10": (dict(diffusion_steps=10), {}),
+    "diffsteps200": (dict(diffusion_steps=200), {}),
+}
+LONG_MILESTONES = {
+    "DiffusionMLP": (5_000, 10_000, 20_000, 40_000, 60_000),
+    "VAE": (2_500, 5_000, 10_000, 20_000, 30_000),
+    "Transformer": (1_000, 2_000, 4_000, 8_000, 12_000),
+}
+PRIOR_TASKS = ("logistic-peaked", "logistic-skewed")
+
+
+def _confound_specs() -> list[RunSpec]:
+    specs = []
+    model, config = "DiffusionMLP", BOOK_CONFIGS["DiffusionMLP"]
+    for long_model, milestones in LONG_MILESTONES.items():
+        long_config = dict(BOOK_CONFIGS[long_model],
+                           train_steps=3 * BOOK_CONFIGS[long_model]["train_steps"])
+        for seed in SEEDS:
+            specs.append(RunSpec("logistic-chaotic", long_model, seed, long_config,
+                                 milestones=milestones, variant="long"))
+    for variant, (changes, spec_changes) in CONFOUND_VARIANTS.items():
+        for seed in SEEDS:
+            specs.append(RunSpec("logistic-chaotic", model, seed, dict(config, **changes),
+                                 milestones=MILESTONES[model], variant=variant, **spec_changes))
+    for task in PRIOR_TASKS:
+        for seed in SEEDS:
+            specs.append(RunSpec(task, model, seed, config, milestones=MILESTONES[model]))
+    return specs
+
 
 def _book_specs() -> list[RunSpec]:
     specs = []
@@ -187,6 +247,11 @@ def _book_specs() -> list[RunSpec]:
                                  **common))
             specs.append(RunSpec(task, model, seed, BOOK_CONFIGS[model], variant="conditional",
                                  conditional=True, **common))
+    # The speaking-rate vignette of Chapter 12: the reference DiffusionMLP, same budget; 4,000
+    # samples of 128 frames keep a run near 1 MiB in the package.
+    for seed in SEEDS:
+        specs.append(RunSpec("speech", "DiffusionMLP", seed, BOOK_CONFIGS["DiffusionMLP"],
+                             milestones=MILESTONES["DiffusionMLP"], n_samples=4_000))
     for n_train in TRANSFORMER_DATA_SIZES:
         specs.append(RunSpec("logistic-chaotic", "Transformer", 0, BOOK_CONFIGS["Transformer"],
                              n_train=n_train, milestones=MILESTONES["Transformer"],
@@ -194,7 +259,8 @@ def _book_specs() -> list[RunSpec]:
     return specs
 
 
-SPECS: dict[str, RunSpec] = {spec.name: spec for spec in _book_specs()}
+CONFOUND_NAMES = frozenset(spec.name for spec in _confound_specs())
+SPECS: dict[str, RunSpec] = {spec.name: spec for spec in _book_specs() + _confound_specs()}
 
 
 def make_task(key: str):
