@@ -415,6 +415,7 @@ def plot_training_curves(document: dict):
     99th percentile in grey. Filled markers are checkpoints whose samples pass the c-free
     checks."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     rows = rows_for(document, "training length")
     models = list(dict.fromkeys(r["arm"]["model"] for r in rows))
@@ -434,6 +435,8 @@ def plot_training_curves(document: dict):
                            facecolors=[color if o else "white" for o in ok], zorder=3)
             ax.axhline(r["null_tv99"], color="0.5", lw=1, ls=":")
         ax.set_xscale("log")
+        # Minor ticks of a log axis label themselves and overlap in a quarter-width panel.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(_short(model), fontsize=10)
         ax.set_xlabel("training step")
     axes[0, 0].set_ylabel("TV(p, q)")
