@@ -125,14 +125,20 @@ def score_run(task: str, model: str, seed: int, variant: str = "", recovery: str
     (Chapter 11). Also returns the shifts ``dq = q - p`` of the recovered histogram and
     ``dq_predicted`` of the kernel's (20 bins and the two overflow bins), and the run's
     convergence curve."""
+    from .zoo import store
+
+    run = store.load(task, model, seed, variant, root=root)
+    return _score(run, seed, recovery, rng_seed)[0]
+
+
+def _score(run, seed: int, recovery: str, rng_seed: int = 0) -> tuple[dict, np.ndarray]:
+    """:func:`score_run`'s cell for a loaded run, and the recovered values it was made from."""
     import torch
 
     from .kernels import Gaussian, agreement, calibrate, predict_recovered
     from .metrics import drift_report, prior_probs, recovered_histogram
-    from .zoo import store
 
     torch.set_num_threads(1)
-    run = store.load(task, model, seed, variant, root=root)
     measured = _recovery(run.task, recovery)
     values = measured.measure(run.samples)
     report = drift_report(values, run.task.prior, bins=20, n_boot=200,
@@ -150,7 +156,7 @@ def score_run(task: str, model: str, seed: int, variant: str = "", recovery: str
     hist_predicted = recovered_histogram(predicted, run.task.lo, run.task.hi, 20)
     p = prior_probs(run.task.prior, 20)  # with the two overflow bins, where p is zero
     checks = run.meta["checks"]
-    return jsonable(dict(
+    cell = jsonable(dict(
         name=run.name, spec_hash=run.meta["spec_hash"], seed=seed, recovery=recovery,
         n_samples=int(run.samples.shape[0]),
         train_steps=run.spec.config["train_steps"], n_train=run.spec.n_train,
@@ -164,6 +170,13 @@ def score_run(task: str, model: str, seed: int, variant: str = "", recovery: str
         dq=(hist.probs - p).tolist(), dq_predicted=(hist_predicted.probs - p).tolist(),
         curve=[dict(step=pt["step"], tv=pt["tv"], null_tv99=pt["null_tv99"],
                     passed=bool(pt["passed"])) for pt in run.meta.get("curve", [])]))
+    return cell, values
+
+
+def _finite_mean(values) -> float | None:
+    """The mean of the finite entries (``None`` and ``NaN`` left out), ``None`` if none."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
 
 
 def _pairwise_ceiling(prior, values_by_seed: list) -> dict:
@@ -176,9 +189,7 @@ def _pairwise_ceiling(prior, values_by_seed: list) -> dict:
         agr = agreement(prior, values_by_seed[i], values_by_seed[j], ceiling=False)
         pearsons.append(agr.inside_pearson)
         efs.append(agr.explained_fraction)
-    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None  # noqa: E731
-    return dict(inside_pearson=mean(np.array(pearsons, float)),
-                explained_fraction=mean(np.array(efs, float)))
+    return dict(inside_pearson=_finite_mean(pearsons), explained_fraction=_finite_mean(efs))
 
 
 def score_arm(arm: Arm, seeds=(0, 1, 2), root=None) -> dict:
@@ -193,14 +204,10 @@ def score_arm(arm: Arm, seeds=(0, 1, 2), root=None) -> dict:
     if len(seeds) < 2:
         raise ValueError(f"seeds must hold at least two seeds (the ceiling compares seeds); "
                          f"got {seeds!r}")
-    cells = [score_run(arm.task, arm.model, s, arm.variant, arm.recovery, root=root)
-             for s in seeds]
-    values = []
-    for s in seeds:
-        run = store.load(arm.task, arm.model, s, arm.variant, root=root)
-        values.append(_recovery(run.task, arm.recovery).measure(run.samples))
-    prior = run.task.prior
-    return summarise(arm, cells, _pairwise_ceiling(prior, values))
+    # Each run is loaded (and its files verified) once, and recovered once.
+    runs = [store.load(arm.task, arm.model, s, arm.variant, root=root) for s in seeds]
+    cells, values = zip(*(_score(run, s, arm.recovery) for run, s in zip(runs, seeds)))
+    return summarise(arm, list(cells), _pairwise_ceiling(runs[0].task.prior, values))
 
 
 def summarise(arm: Arm, cells: list, ceiling: dict) -> dict:
@@ -208,8 +215,6 @@ def summarise(arm: Arm, cells: list, ceiling: dict) -> dict:
     tv = [c["tv"] for c in cells]
     kernel_p = [c["kernel"]["inside_pearson"] for c in cells]
     kernel_ef = [c["kernel"]["explained_fraction"] for c in cells]
-    finite_mean = lambda v: (float(np.mean([x for x in v if x is not None and np.isfinite(x)]))  # noqa: E731
-                             if any(x is not None and np.isfinite(x) for x in v) else None)
     return jsonable(dict(
         arm=asdict(arm), cells=cells, seeds=[c["seed"] for c in cells],
         tv_mean=float(np.mean(tv)), tv_min=float(min(tv)), tv_max=float(max(tv)),
@@ -217,7 +222,7 @@ def summarise(arm: Arm, cells: list, ceiling: dict) -> dict:
         clear_of_null=all(c["tv_ci"][0] > c["null_tv99"] for c in cells),
         outside_mean=float(np.mean([c["outside"] for c in cells])),
         passed=sum(c["passed"] for c in cells),
-        kernel_pearson=finite_mean(kernel_p), kernel_ef=finite_mean(kernel_ef),
+        kernel_pearson=_finite_mean(kernel_p), kernel_ef=_finite_mean(kernel_ef),
         ceiling_pearson=ceiling["inside_pearson"], ceiling_ef=ceiling["explained_fraction"]))
 
 
