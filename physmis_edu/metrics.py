@@ -9,6 +9,8 @@ silently. A drift is real only when it exceeds the finite-sample null: the distr
 
 from __future__ import annotations
 
+import textwrap
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -518,7 +520,9 @@ class DriftReport:
                          f"TV(p, q_hat) {self.predicted_tv:.4f}, "
                          f"out of support {100 * self.predicted.out_of_support:.2f}%")
         lines.append(f"  verdict: {self.verdict}")
-        return "\n".join(lines)
+        # Wrapped so that no printed line runs off a book page (about 88 characters).
+        return "\n".join(textwrap.fill(line, 88, subsequent_indent="      ")
+                         for line in lines)
 
     # IPython shows the readable block, not the dataclass repr
     def _repr_pretty_(self, printer, cycle):

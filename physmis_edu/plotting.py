@@ -14,7 +14,7 @@ import numpy as np
 from .metrics import DriftReport, as_prior, null_band, prior_probs, recovered_histogram
 
 __all__ = ["plot_drift", "plot_values", "plot_leaderboard", "plot_leaderboard_groups",
-           "frame_player"]
+           "frame_player", "grid_player"]
 
 
 def _bin_positions(edges: np.ndarray) -> tuple[np.ndarray, float]:
@@ -208,7 +208,8 @@ def frame_player(draw, keys, figsize=(8.0, 3.6), dpi: int = 72, interval: int = 
         raise ValueError(f"draw must be a function draw(fig, key); got {type(draw).__name__}")
     if not (isinstance(interval, int) and interval > 0):
         raise ValueError(f"interval must be a positive number of milliseconds; got {interval!r}")
-    fig = plt.figure(figsize=figsize, dpi=dpi)
+    # Constrained layout keeps axis labels inside a frame that draw() fills edge to edge.
+    fig = plt.figure(figsize=figsize, dpi=dpi, layout="constrained")
 
     def update(i):
         fig.clear()
@@ -222,3 +223,46 @@ def frame_player(draw, keys, figsize=(8.0, 3.6), dpi: int = 72, interval: int = 
     finally:
         plt.close(fig)
     return HTML(html)
+
+
+def grid_player(draw, grid: dict, figsize=(8.0, 3.6), dpi: int = 72, interval: int = 1200):
+    """An explorer over a grid of parameters that works on a static page (Chapter 1).
+
+    ``draw(fig, **params)`` draws one setting of the parameters on a cleared figure; ``grid``
+    maps each parameter's name to the values to show, e.g. ``{"n": [250, 8000],
+    "bins": [10, 20]}``. Every combination becomes one frame of :func:`frame_player`, the
+    last parameter varying fastest, and each frame is titled with its setting, so one
+    slider steps through the whole grid. Frames are rendered once, so the grid should stay
+    small (a dozen or two frames).
+    Returns an ``IPython.display.HTML`` object.
+    """
+    import itertools
+
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid must be a non-empty dict of parameter name -> values; "
+                         f"got {grid!r}")
+    names = list(grid)
+    values = []
+    for name in names:
+        options = list(grid[name]) if not isinstance(grid[name], str) else []
+        if not options:
+            raise ValueError(f"grid[{name!r}] must be a non-empty list of values; "
+                             f"got {grid[name]!r}")
+        values.append(options)
+    settings = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+    def draw_setting(fig, setting):
+        draw(fig, **setting)
+        label = ", ".join(f"{name} = {_short(value)}" for name, value in setting.items())
+        fig.suptitle(label, fontsize=10, x=0.01, ha="left")
+
+    return frame_player(draw_setting, settings, figsize=figsize, dpi=dpi, interval=interval)
+
+
+def _short(value) -> str:
+    """A parameter value as a frame title shows it: floats to 3 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_short(v) for v in value) + ")"
+    return str(value)

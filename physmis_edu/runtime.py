@@ -189,3 +189,25 @@ def glue(name: str, value, display: bool = False) -> None:
     except ImportError:
         return
     myst_glue(name, value, display=display)
+
+
+def print_wrapped(*parts, sep: str = " ", end: str = "\n", width: int = 88) -> None:
+    """``print`` whose long lines wrap at ``width`` characters with a hanging indent (Chapter 6).
+
+    A line of a printed report that runs past about 88 characters is cut off at the right
+    edge of a book page, so lines longer than ``width`` break between words and continue
+    four spaces deeper than they started; shorter lines, and their alignment, are unchanged.
+    """
+    import textwrap
+
+    check_positive_int(width, "width")
+    text = sep.join(str(part) for part in parts)
+    lines = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "    ",
+                                   break_on_hyphens=False))
+    print("\n".join(lines), end=end)

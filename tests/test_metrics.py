@@ -289,3 +289,27 @@ def test_frame_player_embeds_one_frame_per_key_and_needs_no_kernel():
         frame_player(draw, [])
     with pytest.raises(ValueError, match="interval"):
         frame_player(draw, [1], interval=0)
+
+
+def test_grid_player_draws_every_combination_and_titles_each_frame():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from physmis_edu.plotting import grid_player
+
+    drawn = []
+
+    def draw(fig, n, bins):
+        drawn.append((n, bins))
+        fig.add_subplot().plot([0, 1], [0, n * bins])
+
+    html = grid_player(draw, {"n": [1, 2], "bins": [10, 20, 40]}, figsize=(2, 1.5),
+                       dpi=40).data
+    assert html.count("data:image/png;base64") == 6
+    # The last parameter varies fastest, so one slider walks the grid row by row
+    # (matplotlib draws the first frame twice: once to initialise the animation).
+    assert list(dict.fromkeys(drawn)) == [(1, 10), (1, 20), (1, 40), (2, 10), (2, 20), (2, 40)]
+    with pytest.raises(ValueError, match="grid"):
+        grid_player(draw, {})
+    with pytest.raises(ValueError, match=r"grid\['bins'\]"):
+        grid_player(draw, {"n": [1], "bins": []})

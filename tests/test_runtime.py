@@ -80,3 +80,16 @@ def test_lazy_loader_knows_every_submodule():
     assert "kernels" in modules and "kernel_families" not in modules  # one kernels package (issue 11)
     for name in sorted(modules):
         assert getattr(physmis_edu, name).__name__ == f"physmis_edu.{name}"
+
+
+def test_print_wrapped_breaks_only_long_lines_with_a_hanging_indent(capsys):
+    from physmis_edu.runtime import print_wrapped
+
+    print_wrapped("  short line\n  " + "word " * 40, "end", width=40)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "  short line"
+    assert all(len(line) <= 40 for line in lines)
+    assert all(line.startswith("      ") for line in lines[2:])
+    assert " ".join(" ".join(lines[1:]).split()) == " ".join(["word"] * 40 + ["end"])
+    with pytest.raises(ValueError, match="width"):
+        print_wrapped("x", width=0)

@@ -6,6 +6,8 @@ drawn from a prior ``p(c)`` on ``[lo, hi]``, and a recovery ``c = M(x)``.
 
 from __future__ import annotations
 
+import textwrap
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -187,8 +189,9 @@ class Task(ABC):
         return c
 
     def describe(self) -> str:
-        """One paragraph: name, what the control means, units, shape, prior."""
+        """One paragraph wrapped at 88 characters: name, control and units, shape, prior."""
         unit = f" [{self.units}]" if self.units else ""
         text = (f"{self.name}: control {self.control_name}{unit} with prior {self.prior!r}; "
                 f"trajectories of shape (L={self.length}, d={self.channels}).")
-        return text + (f" {self.description}" if self.description else "")
+        text += f" {self.description}" if self.description else ""
+        return textwrap.fill(text, 88)
