@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,13 @@ def test_wheel_installs_and_loads_everything_outside_the_repository(tmp_path):
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     wheel = next(wheels.glob("physmis_edu-*.whl"))
+    # Every data file a chapter may read ships in the wheel, not only the store's.
+    data = ROOT / "physmis_edu" / "data"
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    missing = [str(p.relative_to(ROOT)) for p in data.rglob("*")
+               if p.is_file() and not p.name.startswith(".")
+               and p.relative_to(ROOT).as_posix() not in shipped]
+    assert not missing, f"not in the wheel (add them to package-data): {missing}"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                     "-q", str(wheel)], check=True)
     script = """
