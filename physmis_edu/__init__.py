@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("runtime", "tasks", "metrics", "kernels", "sensitivity",
                "symbolic", "curation", "models", "plotting", "panel", "zoo",
-               "audit", "cli", "mitigations", "reproduce", "confounds")
+               "audit", "cli", "mitigations", "reproduce", "confounds", "checks")
 
 __all__ = ["__version__", "setup", *_SUBMODULES]
 
