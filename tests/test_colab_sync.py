@@ -148,8 +148,11 @@ def test_solution_code_is_tagged_in_public_and_absent_in_student_copies(fresh):
         tagged = [c for c in nb["cells"] if "solution" in _tags(c)]
         code = [_source(c) for c in tagged if c["cell_type"] == "code"]
         chapter_code = [c for c in jupytext.read(chapter).cells if c.cell_type == "code"]
-        untagged_code = [c for c in nb["cells"] if c["cell_type"] == "code" and c not in tagged]
-        # The install cell and the chapter's own code cells run untagged in both editions.
+        exercise = ("exercise-stub", "answer")
+        untagged_code = [c for c in nb["cells"] if c["cell_type"] == "code" and c not in tagged
+                         and not any(t in _tags(c) for t in exercise)]
+        # The install cell and the chapter's own code cells run untagged in both editions
+        # (exercise stubs and answer cells are tested below).
         assert len(untagged_code) == 1 + len(chapter_code), f"{edition} {chapter.stem}"
         if edition == "student":
             assert not tagged, f"student {chapter.stem}: solution cells left in"
@@ -187,3 +190,52 @@ def test_references_admonitions_and_glue_become_markdown():
         f"[the null]({url}book/glossary.html#term-Finite-sample-null) and `ch01_tv`."
         "\n\n> **Note.** Mind the gap."
     )
+
+
+# --- code exercises: stubs in both editions, answer cells in the student edition ---
+
+_EXERCISE_BLOCK = re.compile(r"^(?P<fence>:{3,})\{exercise\}.*?^(?P=fence)\s*$", re.S | re.M)
+
+
+def test_exercise_code_becomes_stub_cells_and_student_copies_get_answer_cells(fresh):
+    for edition, chapter, nb in _editions(fresh):
+        where = f"{edition} {chapter.stem}"
+        blocks = [block[0] for block in _EXERCISE_BLOCK.finditer(chapter.read_text())]
+        stubs = [code.strip("\n") for block in blocks for code in _PYTHON.findall(block)]
+        tagged = [c for c in nb["cells"] if "exercise-stub" in _tags(c)]
+        assert all(c["cell_type"] == "code" for c in tagged), where
+        assert [_source(c) for c in tagged] == stubs, f"{where}: exercise-stub cells differ"
+        answers = [c for c in nb["cells"] if "answer" in _tags(c)]
+        assert all(c["cell_type"] == "code" and not _source(c) for c in answers), where
+        without_stub = sum(1 for block in blocks if not _PYTHON.search(block))
+        assert len(answers) == (without_stub if edition == "student" else 0), where
+        if edition == "student":
+            # Each answer cell follows its exercise's text, before the next exercise starts.
+            for i, cell in enumerate(nb["cells"]):
+                if "answer" in _tags(cell):
+                    assert "exercise" in _tags(nb["cells"][i - 1]), f"{where} cell {i}"
+
+
+def test_student_notebooks_keep_stubs_and_drop_solutions():
+    stubs = 0
+    for chapter in make_colab.chapters():
+        nb = json.loads((ROOT / "notebooks" / "student" / f"{chapter.stem}.ipynb").read_text())
+        assert not any("solution" in _tags(c) for c in nb["cells"]), chapter.stem
+        stubs += sum("exercise-stub" in _tags(c) for c in nb["cells"])
+        if chapter.stem.startswith(("ch02", "ch03", "ch04")):
+            assert any("exercise-stub" in _tags(c) for c in nb["cells"]), chapter.stem
+    assert stubs >= 6
+
+
+def test_convert_tags_stubs_and_adds_answer_cells():
+    book = make_colab.book()
+    text = (":::{exercise}\n:label: ex-a\nWrite f.\n\n```python\ndef f():\n"
+            "    raise NotImplementedError\n```\n:::\n\n:::{exercise}\n:label: ex-b\n"
+            "Explain.\n:::\n")
+    for student in (False, True):
+        cells = make_colab.convert(text, "book/ch09_x", book, student=student)
+        kinds = [(c.kind, c.tags) for c in cells]
+        expected = [("markdown", ("exercise",)), ("code", ("exercise-stub",)),
+                    ("markdown", ("exercise",))]
+        assert kinds == expected + ([("code", ("answer",))] if student else [])
+        assert cells[1].source == "def f():\n    raise NotImplementedError"

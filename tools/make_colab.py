@@ -8,7 +8,8 @@ Each chapter listed in ``_toc.yml`` that is an executable MyST notebook gets:
   when the chapter can train a model (:func:`trains`), a first cell that installs the
   library only when running inside Colab, and a second cell, a note that links to the
   chapter in the online book;
-- ``notebooks/student/NAME.ipynb``: the same without the ``{solution}`` blocks.
+- ``notebooks/student/NAME.ipynb``: the same without the ``{solution}`` blocks, and with an
+  empty ``answer`` cell after each exercise that has no code stub.
 
 Colab shows Markdown, not MyST, so :func:`convert` rewrites every Markdown cell and no MyST
 syntax is left in either edition:
@@ -24,9 +25,13 @@ syntax is left in either edition:
   and the note at the top of the notebook says that the code cells compute these values and
   that the online book shows them filled in;
 - ``{exercise}`` blocks become cells headed "**Exercise N.k**" (N the chapter number in the file
-  name, k counting the chapter's exercises); a ``{solution}`` becomes a Markdown cell headed
-  "**Solution N.k**" with each of its fenced ``python`` blocks as a separate code cell, all
-  tagged ``solution`` (cell metadata); the student edition drops solutions entirely;
+  name, k counting the chapter's exercises), tagged ``exercise`` (cell metadata); each fenced
+  ``python`` block inside an exercise (a code exercise's stub, which ends in a call to
+  ``physmis_edu.checks.check``) becomes a code cell tagged ``exercise-stub``, in both editions;
+  a ``{solution}`` becomes a Markdown cell headed "**Solution N.k**" with each of its fenced
+  ``python`` blocks as a separate code cell, all tagged ``solution``; the student edition
+  drops solutions entirely, and puts an empty code cell tagged ``answer`` after each exercise
+  that has no stub, for the student's own code;
 - admonitions (``{note}``, ``{warning}``, ``{admonition} Title`` ...) become quotes,
   "> **Note.** ..."; ``{math}`` becomes ``$$ ... $$``; ``{glossary}`` becomes bold terms with
   their definitions; any other directive keeps its content (under its argument in bold);
@@ -336,6 +341,14 @@ def _scan(text: str, page: str, found: Book, exercises: list[int]) -> None:
             if heading and page not in found.titles:
                 found.titles[page] = heading["title"].strip()
             continue
+        figure = (part.options.get("mystnb") or {}).get("figure") \
+            if part.name == "code-cell" else None
+        if isinstance(figure, dict) and figure.get("name"):
+            # A code cell's image, numbered per chapter in reading order like the book's.
+            k = 1 + sum(t.page == page and t.text.startswith("Figure ")
+                        for t in found.labels.values())
+            number = _exercise_number(_chapter_number(page), k)
+            found.labels[figure["name"]] = _Target(page, f"Figure {number}", number)
         if part.name == "exercise":
             exercises[0] += 1
             number = _exercise_number(_chapter_number(page), exercises[0])
@@ -387,7 +400,7 @@ def convert(text: str, page: str, found: Book, student: bool = False) -> list[_C
 
 def _convert(text: str, ch: _Chapter, code: tuple | None = None) -> list[_Cell]:
     """Cells for MyST ``text``; ``code``: the tags of the code cells that its ``python`` fences
-    become (in a solution), or None to leave fences in the Markdown."""
+    become (in an exercise or a solution), or None to leave fences in the Markdown."""
     cells = []
     for part in _blocks(text):
         if isinstance(part, str):
@@ -428,7 +441,8 @@ _PYTHON = {"python", "python3", "py", "ipython", "ipython3"}
 
 
 def _fence(block: _Block, language: str, body: str, code: tuple | None) -> _Cell:
-    """A code block: a code cell when it is Python inside a solution, else kept as Markdown."""
+    """A code block: a code cell when it is Python inside an exercise or a solution, else kept
+    as Markdown."""
     if code is not None and language.split(" ")[0] in _PYTHON:
         return _Cell("code", body.strip("\n"), code, start=True)
     if block.name is None:
@@ -450,17 +464,25 @@ def _directive(block: _Block, ch: _Chapter, code: tuple | None) -> list[_Cell]:
 
 
 def _headed(title: str, cells: list[_Cell], tags: tuple) -> list[_Cell]:
-    """``cells`` under a bold title, the title starting a new cell, all of them tagged."""
+    """``cells`` under a bold title, the title starting a new cell, all of them tagged;
+    a code cell that has tags of its own keeps them."""
     head = _Cell("markdown", title, tags, start=True)
-    return _merge([head] + [replace(c, tags=tags) for c in cells])
+    return _merge([head] + [c if c.kind == "code" and c.tags else replace(c, tags=tags)
+                            for c in cells])
 
 
 def _exercise(block: _Block, ch: _Chapter) -> list[_Cell]:
-    """"**Exercise N.k**" (and the exercise's title, if it has one) above its text."""
+    """"**Exercise N.k**" (and the exercise's title, if it has one) above its text, its
+    ``python`` fences as code cells tagged ``exercise-stub``; in the student edition an
+    exercise without one is followed by an empty code cell tagged ``answer``."""
     ch.exercises += 1
     number = _exercise_number(ch.number, ch.exercises)
     title = f"**Exercise {number}" + (f" ({_inline(block.arg, ch)})**" if block.arg else "**")
-    return _headed(title, _convert(block.content, ch), ("exercise",))
+    cells = _headed(title, _convert(block.content, ch, code=("exercise-stub",)),
+                    ("exercise",))
+    if ch.student and not any(c.kind == "code" for c in cells):
+        cells.append(_Cell("code", "", ("answer",), start=True))
+    return cells
 
 
 def _solution(block: _Block, ch: _Chapter) -> list[_Cell]:
