@@ -139,3 +139,34 @@ def test_figures_tables_and_exercises_are_numbered_per_chapter():
     assert book_wide["book/intro"]["figure"] == {"fig-overview": (1,)}
     assert changed == ["book/ch02_toy_system", "book/ch06_kernel"]
     assert numbers.renumber(book_wide) == []
+
+
+@pytest.mark.book
+def test_course_edition_leaves_every_solution_out_of_the_html(tmp_path):
+    """PHYSMIS_EDITION=course: the same pages, no solution (built without executing, since
+    which blocks appear does not depend on the outputs)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    local = config["sphinx"]["local_extensions"]
+    config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in local.items()}
+    config["bibtex_bibfiles"] = [str(ROOT / b) for b in config["bibtex_bibfiles"]]
+    config_path = tmp_path / "course.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PHYSMIS_EDITION="course")
+    proc = subprocess.run([_jupyter_book(), "build", str(ROOT), "--config", str(config_path),
+                           "--path-output", str(tmp_path / "course")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"course build failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
+    html = tmp_path / "course" / "_build" / "html"
+    for doc in _toc_files():
+        if not re.search(r"/ch\d+_", doc):
+            continue
+        page = (html / f"{doc}.html").read_text()
+        assert 'class="exercise' in page, f"{doc}: the exercises are missing too"
+        assert 'class="solution' not in page, f"{doc}: a solution is in the course edition"
+        # The words a solution opens with must not be anywhere on the page either.
+        source = (ROOT / f"{doc}.md").read_text()
+        for body in re.findall(r":::\{solution\}[^\n]*\n(?::[^\n]*\n)*(.*?)\n", source):
+            words = re.sub(r"[`*${}\\\\]", "", body).strip()[:40]
+            if len(words) > 20:
+                assert words not in re.sub(r"<[^>]+>", "", page), f"{doc}: '{words}' shown"
