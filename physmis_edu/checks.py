@@ -1,7 +1,8 @@
 """Self-checking code exercises: immediate feedback on a function the reader writes.
 
-Introduced in Chapter 1 and used in the exercise sections of Chapters 1 to 6 (those of
-Chapters 5 and 6 score runs shipped in the store, :mod:`physmis_edu.zoo`).
+Introduced in Chapter 1 and used in the exercise sections of Chapters 1 to 12, two per
+chapter (those of Chapters 5 to 12 mostly read runs shipped in the store, :mod:`physmis_edu.zoo`,
+or the scores computed from them).
 A code exercise asks for one function (``overflow_mass``, ``fit_growth_rate`` ...) and ends
 with ``check("ch02-ex-overflow", overflow_mass)``, which calls the reader's function on a few
 inputs, an edge case among them, compares each answer with a reference that the checker
@@ -661,3 +662,410 @@ def _check_inside_pearson(answer, report: _Report) -> None:
         except _Failed:
             continue
         report.close(got, expected, what, atol=1e-9)
+
+
+# --- Chapter 7: the maze planner -------------------------------------------------------------
+
+def _maze_paths():
+    """``(task, {what: paths})``: the first 2,000 plans of two seeds of a shipped maze
+    planner (store), float64. (The store regenerates demonstrations on demand, too slowly
+    for a check.)"""
+    from . import zoo
+
+    paths = {}
+    for seed in (0, 1):
+        run = zoo.load("maze", "DiffusionUNet", seed=seed)
+        paths[f"planner's plans (store, seed {seed})"] = run.samples[:2000].astype(float)
+    return run.task, paths
+
+
+def _still_and_straight(length: int = 32) -> np.ndarray:
+    """Two edge-case paths: one that never moves, one straight at constant speed."""
+    t = np.linspace(0.0, 1.0, length)
+    still = np.full((length, 2), 1.5)
+    straight = np.stack([1.5 + 2.0 * t, 1.5 + 1.0 * t], axis=1)
+    return np.stack([still, straight])
+
+
+@_checker("ch07-ex-length", "path_length", 7, "path_length(x)",
+          "sum the Euclidean lengths sqrt(dx^2 + dy^2) of the L - 1 steps between consecutive "
+          "points (channels 0 and 1); a path with a NaN point has no length: NaN.")
+def _check_length(answer, report: _Report) -> None:
+    """Chapter 7: the travel distance (arc length) of maze paths from their points, as
+    ``tasks.maze.travel_distance``, on a shipped planner's plans."""
+    from .tasks.maze import travel_distance
+
+    _, paths = _maze_paths()
+    edge = _still_and_straight()
+    with_nan = paths["planner's plans (store, seed 0)"][:5].copy()
+    with_nan[2, 7, 0] = np.nan
+    cases = list(paths.items()) + [
+        ("edge case: a path that never moves and a straight one", edge),
+        ("edge case: a plan with a NaN point", with_nan)]
+    for what, x in cases:
+        expected = travel_distance(x)
+        try:
+            got = report.call(answer, x.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-6, atol=1e-9)
+
+
+@_checker("ch07-ex-roughness", "roughness", 7, "roughness(x)",
+          "per path: sqrt(mean of squared second differences) / sqrt(mean of squared first "
+          "differences), both means over steps and the two channels; guard the denominator "
+          "with max(..., 1e-12) so that a path that never moves has roughness 0.")
+def _check_roughness(answer, report: _Report) -> None:
+    """Chapter 7: a path's roughness, the RMS second difference over the RMS first difference,
+    as ``MazeTask.c_free_residual()``, on a shipped planner's plans."""
+    task, paths = _maze_paths()
+    reference = task.c_free_residual()
+    cases = list(paths.items()) + [
+        ("edge case: a path that never moves and a straight one", _still_and_straight())]
+    for what, x in cases:
+        expected = reference(x)
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                got = report.call(answer, x.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-6, atol=1e-9)
+
+
+# --- Chapter 8: the double pendulum ----------------------------------------------------------
+
+@_checker("ch08-ex-energy", "total_energy", 8, "total_energy(task, state)",
+          "V = g ((m1 + m2) l1 (1 - cos th1) + m2 l2 (1 - cos th2)) and T = 0.5 (m1 + m2) l1^2 "
+          "w1^2 + 0.5 m2 l2^2 w2^2 + m2 l1 l2 cos(th1 - th2) w1 w2: the coupling term has no "
+          "factor 0.5, and E = V + T.")
+def _check_energy(answer, report: _Report) -> None:
+    """Chapter 8: the total energy of double-pendulum states ``(th1, th2, w1, w2)``, as
+    ``DoublePendulum.energy``, for two sets of masses and lengths and at rest."""
+    from .tasks import DoublePendulum
+
+    rng = np.random.default_rng(800)
+    states = np.column_stack([rng.uniform(-np.pi, np.pi, (500, 2)),
+                              rng.normal(0.0, 4.0, (500, 2))])
+    rest = np.array([[0.0, 0.0, 0.0, 0.0], [np.pi, np.pi, 0.0, 0.0]])
+    cases = [
+        ("default pendulum, random states", DoublePendulum(), states),
+        ("m1 = 2, m2 = 0.5, l1 = 0.7, l2 = 1.3", DoublePendulum(m1=2.0, m2=0.5, l1=0.7,
+                                                                 l2=1.3), states[:100]),
+        ("edge case: at rest hanging down, and balanced straight up", DoublePendulum(), rest),
+    ]
+    for what, task, s in cases:
+        expected = task.energy(s)
+        try:
+            got = report.call(answer, task, s.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-9, atol=1e-9)
+
+
+@_checker("ch08-ex-recover", "recovered_energy", 8, "recovered_energy(task, x)",
+          "angles from the pairs with np.arctan2(sin, cos) (arcsin loses the quadrant), the "
+          "velocities from channels 4 and 5, task.energy of every frame, and the mean over "
+          "the frames; a trajectory with a NaN gives NaN.")
+def _check_recover_energy(answer, report: _Report) -> None:
+    """Chapter 8: the recovered energy of ``sincos`` trajectories, the mean over frames of
+    the frame energy, as ``DoublePendulum.measure``, on two shipped runs."""
+    from . import zoo
+
+    cases = []
+    for name in ("VAE", "DiffusionMLP"):
+        run = zoo.load("pendulum", name, seed=0)
+        cases.append((f"{name} samples (store, seed 0)", run.samples[:1000]))
+    task = run.task
+    edge = run.samples[:4].copy()
+    edge[1, 5, 4] = np.nan
+    edge[2, :, :4] *= 1.7  # pairs off the unit circle: the angle still reads the same
+    cases.append(("edge case: a NaN velocity, and (sin, cos) pairs off the circle", edge))
+    for what, x in cases:
+        expected = task.measure(x)
+        try:
+            with np.errstate(invalid="ignore"):
+                got = report.call(answer, task, x.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-5, atol=1e-6)
+
+
+# --- Chapter 9: reweighting -----------------------------------------------------------------
+
+def _reweighting_pairs():
+    """``(prior, c_train, {what: c_perturbed})``: 5,000 training controls of the store's
+    chaotic logistic map and their recovered controls under two white-noise kernels, and a
+    kernel that empties the lowest of 20 bins (its recoveries fail, none land there)."""
+    from .kernels import Gaussian, predict_recovered
+    from .zoo import catalog, make_task
+
+    task = make_task("logistic-chaotic")
+    train, c_train = catalog.training_data(catalog.SPECS["logistic-chaotic.DiffusionMLP.s0"])
+    train, c_train = train[:5000], c_train[:5000]
+    perturbed = {f"white noise {s}": predict_recovered(task, Gaussian(s), train,
+                                                       rng=np.random.default_rng(900))
+                 for s in (0.01, 0.03)}
+    failing = perturbed["white noise 0.01"].copy()
+    failing[(c_train < task.lo + 0.02) | (failing < task.lo + 0.02)] = np.nan
+    perturbed["edge case: a kernel that empties the lowest bin"] = failing
+    return task.prior, c_train, perturbed
+
+
+@_checker("ch09-ex-ratio-weights", "ratio_weights", 9,
+          "ratio_weights(c_train, prior, predicted_values, bins)",
+          "p and q_hat are the inside bins only, each normalised to sum 1 there; a trajectory "
+          "gets the ratio of the bin of its TRUE control c_train (never of its predicted "
+          "value), capped at 20 (q_hat = 0 < p counts as above the cap), then all weights "
+          "are scaled to mean 1.")
+def _check_ratio_weights(answer, report: _Report) -> None:
+    """Chapter 9: the simple rule's weights ``p(b) / q_hat(b)`` per training trajectory, as
+    ``mitigations.kernel_weights(...).weights``, on the store's logistic-map training set."""
+    from .mitigations import kernel_weights
+
+    prior, c_train, perturbed = _reweighting_pairs()
+    cases = [(what, values, 20) for what, values in perturbed.items()]
+    cases.insert(1, ("white noise 0.01, 8 bins", perturbed["white noise 0.01"], 8))
+    for what, values, bins in cases:
+        expected = kernel_weights(c_train, prior, values, prior.lo, prior.hi, bins).weights
+        try:
+            got = report.call(answer, c_train.copy(), prior, values.copy(), bins, what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-9, atol=1e-9)
+
+
+@_checker("ch09-ex-rl-step", "richardson_lucy_step", 9,
+          "richardson_lucy_step(w, p0, T, p_inside)",
+          "with inside = T[:, :B]: q = (p0 * w) @ inside, w_new = w * (inside @ (p / q)) / "
+          "inside.sum(axis=1), 0 where a row sends nothing inside (and p / q = 0 where "
+          "q = 0), then divide by p0 @ w_new so that the mean weight is 1.")
+def _check_rl_step(answer, report: _Report) -> None:
+    """Chapter 9: one Richardson-Lucy step on the kernel's transition matrix, compared with
+    ``mitigations.iterative_weights`` after ``k`` and ``k - 1`` iterations (no cap)."""
+    from .metrics import prior_probs
+    from .mitigations import iterative_weights
+
+    prior, c_train, perturbed = _reweighting_pairs()
+    bins = 20
+    p_inside = prior_probs(prior, bins)[1:-1]
+    # A set without training controls in the highest bin: its row of T is all zero.
+    sparse = c_train < prior.hi - 0.02
+    cases = [("white noise 0.03, first step", c_train, perturbed["white noise 0.03"], 1),
+             ("white noise 0.01, fifth step", c_train, perturbed["white noise 0.01"], 5),
+             ("edge case: a row sending nothing inside, a bin without training data",
+              c_train[sparse], perturbed["edge case: a kernel that empties the lowest bin"]
+              [sparse], 1)]
+    for what, c, values, k in cases:
+        fit = iterative_weights(c, prior, values, prior.lo, prior.hi, bins, iterations=k,
+                                clip=1e9)
+        t, p0 = fit.transition.matrix, np.bincount(
+            np.clip(np.searchsorted(fit.transition.edges, c, side="right") - 1, 0, bins - 1),
+            minlength=bins) / c.size
+        if k == 1:
+            w = (t[:, :bins].sum(axis=1) > 0).astype(float)
+        else:
+            w = np.nan_to_num(iterative_weights(c, prior, values, prior.lo, prior.hi, bins,
+                                                iterations=k - 1, clip=1e9).bin_weights)
+        keep = p0 > 0
+        try:
+            got = report.call(answer, w.copy(), p0.copy(), t.copy(), p_inside.copy(),
+                              what=what)
+        except _Failed:
+            continue
+        try:
+            got = report.array(got, (bins,), what)[keep]
+        except _Failed:
+            continue
+        report.close(got, fit.bin_weights[keep], what, rtol=1e-7, atol=1e-9)
+
+
+# --- Chapter 10: coordinates ----------------------------------------------------------------
+
+def _logistic_train(n: int = 4000):
+    """``(task, train)``: the first ``n`` training trajectories of a shipped logistic run."""
+    from . import zoo
+
+    run = zoo.load("logistic-chaotic", "DiffusionMLP", seed=0)
+    return run.task, run.train[:n]
+
+
+@_checker("ch10-ex-decode", "decode_ratio", 10, "decode_ratio(y, start_shift)",
+          "work in float64: x_0 = y_0 - start_shift, then x_t = y_t x_{t-1} (1 - x_{t-1}); "
+          "a trajectory with any value that is not finite or above 1e30 in size is a "
+          "failure: set the whole trajectory to NaN.")
+def _check_decode(answer, report: _Report) -> None:
+    """Chapter 10: decoding the logistic map's ratio coordinates back to orbits, as
+    ``mitigations.LogisticRatio(start_shift).decode``, including orbits that diverge."""
+    from .kernels import Gaussian
+    from .mitigations import LogisticRatio
+
+    _, train = _logistic_train(2000)
+    noisy = Gaussian(0.05).perturb(LogisticRatio().encode(train), np.random.default_rng(1000))
+    cases = [("encoded training orbits (round trip)", LogisticRatio(), train),
+             ("start_shift = 0", LogisticRatio(start_shift=0.0), train[:500]),
+             ("edge case: noisy ratios, some orbits diverge", LogisticRatio(), None)]
+    for what, rep, x in cases:
+        y = noisy if x is None else rep.encode(x)
+        expected = rep.decode(y)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                got = report.call(answer, y.copy(), rep.start_shift, what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-5, atol=1e-6)
+
+
+@_checker("ch10-ex-predicted-tv", "predicted_tv", 10,
+          "predicted_tv(task, rep, train, kernel, seed)",
+          "standardise y = rep.encode(train) per channel (mean and std over trajectories and "
+          "steps, a std below 1e-8 counts as 1), perturb the standardised y with "
+          "kernel.perturb, undo the standardisation, decode, measure, and score with "
+          "tv_with_failures on 20 bins.")
+def _check_predicted_tv(answer, report: _Report) -> None:
+    """Chapter 10: the drift a kernel predicts for a model trained in a representation, the
+    kernel acting in the model's standardised coordinates, as
+    ``mitigations.predicted_drift(...)["tv"]``, within the seed-to-seed spread."""
+    from .kernels import Gaussian
+    from .mitigations import Identity, LogisticRatio, predicted_drift
+
+    task, train = _logistic_train()
+    cases = [("data coordinates, kernel 0.1", Identity(), Gaussian(0.1)),
+             ("ratio coordinates, kernel 0.1", LogisticRatio(), Gaussian(0.1)),
+             ("ratio coordinates without start_shift, kernel 0.1",
+              LogisticRatio(start_shift=0.0), Gaussian(0.1)),
+             ("edge case: a kernel of scale 0", LogisticRatio(), Gaussian(0.0))]
+    for what, rep, kernel in cases:
+        expected = predicted_drift(task, rep, train, kernel, rng=np.random.default_rng(1010))
+        try:
+            got = report.call(answer, task, rep, train.copy(), kernel, 1010, what=what)
+        except _Failed:
+            continue
+        # Another draw of the noise moves the TV by about 0.01 here.
+        atol = 0.025 if kernel.sigma > 0 else 1e-9
+        report.close(got, expected["tv"], what, atol=atol)
+
+
+# --- Chapter 11: confounds ------------------------------------------------------------------
+
+def _arm_rows(keys):
+    """The shipped score rows of the default-recovery arms ``(confound, task, variant)``."""
+    from .confounds import load_scores
+
+    rows = {}
+    for row in load_scores()["rows"]:
+        arm = row["arm"]
+        key = (arm["confound"], arm["task"], arm["variant"])
+        if key in keys and arm["recovery"] == "default" and arm["model"] == "DiffusionMLP":
+            rows[key] = row
+    return [rows[key] for key in keys]
+
+
+@_checker("ch11-ex-arm-tv", "arm_mean_tv", 11, "arm_mean_tv(arm, seeds)",
+          "for each seed: zoo.load(arm.task, arm.model, seed, variant=arm.variant), recover "
+          "the samples with run.task.measure, TV against run.task.prior (not a uniform one) "
+          "over 20 bins with the two overflow bins; then the mean over all the seeds.")
+def _check_arm_tv(answer, report: _Report) -> None:
+    """Chapter 11: an arm's drift, the mean over seeds of each run's TV, as the shipped
+    confound scores (``confounds.load_scores``, ``tv_mean``) computed from the store."""
+    from .confounds import Arm
+
+    keys = [("dataset size", "logistic-chaotic", "data2k"),
+            ("chaoticity", "logistic-periodic", ""),
+            ("prior shape", "logistic-peaked", "")]
+    whats = ["dataset size, 2,000 training trajectories", "chaoticity, periodic window",
+             "edge case: prior shape, a peaked prior"]
+    for what, row in zip(whats, _arm_rows(keys)):
+        arm = Arm(**row["arm"])
+        try:
+            got = report.call(answer, arm, tuple(row["seeds"]), what=what)
+        except _Failed:
+            continue
+        report.close(got, row["tv_mean"], what, atol=1e-6)
+
+
+@_checker("ch11-ex-ceiling", "ceiling_ef", 11, "ceiling_ef(prior, values_by_seed)",
+          "use every ORDERED pair (i, j), i != j: seed i's values as the prediction of seed "
+          "j's, agreement(prior, values_i, values_j, ceiling=False).explained_fraction; the "
+          "EF is not symmetric, so (i, j) and (j, i) differ; average the finite ones.")
+def _check_ceiling(answer, report: _Report) -> None:
+    """Chapter 11: the seed-to-seed ceiling of the explained fraction, as
+    ``confounds._pairwise_ceiling(...)["explained_fraction"]``, on shipped runs."""
+    from . import zoo
+    from .confounds import _pairwise_ceiling
+
+    values = {}
+    for key in ("logistic-chaotic", "logistic-peaked"):
+        runs = [zoo.load(key, "DiffusionMLP", seed) for seed in (0, 1, 2)]
+        values[key] = (runs[0].task.prior, [r.task.measure(r.samples) for r in runs])
+    prior, chaotic = values["logistic-chaotic"]
+    cases = [("chaotic logistic map, three seeds", prior, chaotic),
+             ("peaked prior, three seeds", *values["logistic-peaked"]),
+             ("edge case: two seeds", prior, chaotic[:2])]
+    for what, prior, by_seed in cases:
+        expected = _pairwise_ceiling(prior, by_seed)["explained_fraction"]
+        try:
+            got = report.call(answer, prior, [v.copy() for v in by_seed], what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, atol=1e-9)
+
+
+# --- Chapter 12: the speaking rate ----------------------------------------------------------
+
+def _envelopes():
+    """``(task, {what: envelopes})``: 1,000 samples of a shipped speech model (store, seed 1)
+    and 300 true envelopes with a stress from 0.4 to 0.9 (up to 0.5 in the task), float64."""
+    from . import zoo
+
+    run = zoo.load("speech", "DiffusionMLP", seed=1)
+    task = run.task
+    rng = np.random.default_rng(1200)
+    stressed = task.envelope(rng.uniform(task.lo, task.hi, 300), rng.uniform(0.5, 1.0, 300),
+                             rng.uniform(0.0, 1.0, 300), rng.uniform(0.4, 0.9, 300))
+    return task, {"DiffusionMLP samples (store, seed 1)": run.samples[:1000].astype(float),
+                  "true envelopes with stress 0.4 to 0.9": stressed.astype(float)}
+
+
+@_checker("ch12-ex-octave", "octave_fraction", 12, "octave_fraction(task, x)",
+          "period = task.frame_rate / task.measure(x); a local maximum of the "
+          "autocorrelation at lag k (1 <= k <= L-2, acf[k] > acf[k-1], acf[k] >= acf[k+1]) "
+          "with |k - period / 2| <= 1.5 is an octave error; a failed recovery is not one, "
+          "but it still counts in the denominator: divide by all envelopes.")
+def _check_octave(answer, report: _Report) -> None:
+    """Chapter 12: the fraction of envelopes with an octave error, as
+    ``SyllableEnvelope.octave_errors(x).mean()``, on a shipped run and stressed envelopes."""
+    task, cases = _envelopes()
+    mixed = cases["true envelopes with stress 0.4 to 0.9"][:100].copy()
+    mixed[:20] = 0.0  # flat envelopes: failed recoveries
+    mixed[20:30, 5] = np.nan
+    cases["edge case: flat envelopes and NaN among stressed ones"] = mixed
+    for what, x in cases.items():
+        expected = float(task.octave_errors(x).mean())
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                got = report.call(answer, task, x.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, atol=1e-9)
+
+
+@_checker("ch12-ex-acf", "autocorrelation", 12, "autocorrelation(x)",
+          "remove each envelope's mean, a(tau) = sum_t e_t e_{t+tau} for tau = 0 .. L-1, "
+          "divide by a(0) and by the overlap (L - tau) / L; a flat envelope has a(0) = 0 "
+          "and gives NaN.")
+def _check_acf(answer, report: _Report) -> None:
+    """Chapter 12: the tracker's normalised autocorrelation, as
+    ``SyllableEnvelope.autocorrelation``, on a shipped run and stressed envelopes."""
+    task, cases = _envelopes()
+    edge = cases["true envelopes with stress 0.4 to 0.9"][:3].copy()
+    edge[1] = 0.0
+    cases["edge case: a flat envelope among true ones"] = edge
+    for what, x in cases.items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = task.autocorrelation(x)
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                got = report.call(answer, x.copy(), what=what)
+        except _Failed:
+            continue
+        report.close(got, expected, what, rtol=1e-7, atol=1e-9)

@@ -47,7 +47,7 @@ EXERCISES = code_exercises()
 
 def test_chapters_have_code_exercises():
     chapters = {e["chapter"][:4] for e in EXERCISES}
-    assert {"ch01", "ch02", "ch03", "ch04", "ch05", "ch06"} <= chapters
+    assert {f"ch{n:02d}" for n in range(1, 13)} <= chapters
     for prefix in chapters:
         assert sum(e["chapter"].startswith(prefix) for e in EXERCISES) >= 2, prefix
 
@@ -211,6 +211,114 @@ def _pearson_all_bins(prior, predicted, observed, bins):
     return np.corrcoef(q_hat - p, q - p)[0, 1]
 
 
+def _length_on_a_city_grid(x):
+    """Sums |dx| + |dy|: the length of a path that may only move along the axes."""
+    return np.abs(np.diff(np.asarray(x, dtype=float)[:, :, :2], axis=1)).sum(axis=(1, 2))
+
+
+def _roughness_mean_abs(x):
+    """Mean absolute differences in place of root mean squares."""
+    x = np.asarray(x, dtype=float)[:, :, :2]
+    d1, d2 = np.abs(np.diff(x, axis=1)), np.abs(np.diff(x, n=2, axis=1))
+    return d2.mean(axis=(1, 2)) / np.maximum(d1.mean(axis=(1, 2)), 1e-12)
+
+
+def _energy_without_coupling(task, state):
+    """Leaves out the mass matrix's off-diagonal term m2 l1 l2 cos(th1 - th2) w1 w2."""
+    t1, t2, w1, w2 = np.moveaxis(np.asarray(state, dtype=float), -1, 0)
+    return (task.potential(t1, t2) + 0.5 * (task.m1 + task.m2) * task.l1**2 * w1**2
+            + 0.5 * task.m2 * task.l2**2 * w2**2)
+
+
+def _energy_from_arcsin(task, x):
+    """Angles by arcsin of the sine: every angle folded into [-pi/2, pi/2]."""
+    x = np.asarray(x, dtype=float)
+    t1, t2 = np.arcsin(np.clip(x[..., 0], -1, 1)), np.arcsin(np.clip(x[..., 2], -1, 1))
+    return task.energy(np.stack([t1, t2, x[..., 4], x[..., 5]], axis=-1)).mean(axis=1)
+
+
+def _weights_by_predicted_bin(c_train, prior, predicted_values, bins):
+    """Weights each trajectory by the bin of its predicted value, not of its true control."""
+    from physmis_edu.metrics import bin_edges, prior_probs
+
+    edges = bin_edges(prior.lo, prior.hi, bins)
+    v = predicted_values[(predicted_values >= prior.lo) & (predicted_values <= prior.hi)]
+    q = np.histogram(v, edges)[0] / v.size
+    p = prior_probs(prior, bins)[1:-1]
+    ratio = np.minimum(np.divide(p / p.sum(), q, out=np.full(bins, 20.0), where=q > 0), 20)
+    rows = np.clip(np.searchsorted(edges, np.nan_to_num(predicted_values), side="right") - 1,
+                   0, bins - 1)
+    return ratio[rows] / ratio[rows].mean()
+
+
+def _rl_step_without_row_share(w, p0, T, p_inside):
+    """Forgets to divide by each row's inside share: leaking bins are pushed down."""
+    inside = T[:, :p0.size]
+    q = (p0 * w) @ inside
+    w = w * (inside @ np.divide(p_inside, q, out=np.zeros_like(q), where=q > 0))
+    return w / (p0 @ w)
+
+
+def _decode_without_failures(y, start_shift):
+    """Runs the recursion but leaves diverged orbits as they are (inf), not as failures."""
+    y = np.asarray(y, dtype=float)[:, :, 0]
+    x = np.empty_like(y)
+    x[:, 0] = y[:, 0] - start_shift
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(1, y.shape[1]):
+            x[:, t] = y[:, t] * x[:, t - 1] * (1 - x[:, t - 1])
+    return x[:, :, None]
+
+
+def _predicted_tv_unstandardised(task, rep, train, kernel, seed):
+    """Perturbs the representation's raw coordinates, not the model's standardised ones."""
+    from physmis_edu.metrics import prior_probs, recovered_histogram, tv_with_failures
+
+    y = kernel.perturb(rep.encode(train), rng=np.random.default_rng(seed))
+    hist = recovered_histogram(task.measure(rep.decode(y)), task.lo, task.hi, 20)
+    return tv_with_failures(prior_probs(task.prior, 20), hist)
+
+
+def _arm_tv_first_seed_only(arm, seeds):
+    """Reports the first seed's TV as the arm's drift."""
+    from physmis_edu import zoo
+    from physmis_edu.metrics import prior_probs, recovered_histogram, total_variation
+
+    run = zoo.load(arm.task, arm.model, seeds[0], variant=arm.variant)
+    q = recovered_histogram(run.task.measure(run.samples), run.task.lo, run.task.hi).probs
+    return total_variation(prior_probs(run.task.prior, 20), q)
+
+
+def _ceiling_unordered_pairs(prior, values_by_seed):
+    """Scores each pair of seeds in one order only, as if the EF were symmetric."""
+    from physmis_edu.kernels import agreement
+
+    v = values_by_seed
+    return np.mean([agreement(prior, v[i], v[j], ceiling=False).explained_fraction
+                    for i in range(len(v)) for j in range(i + 1, len(v))])
+
+
+def _acf_without_overlap(x):
+    """Forgets the overlap (L - tau) / L: long lags are damped."""
+    e = np.asarray(x, dtype=float)[:, :, 0]
+    e = e - e.mean(axis=1, keepdims=True)
+    n = e.shape[1]
+    a = np.stack([(e[:, :n - k] * e[:, k:]).sum(axis=1) for k in range(n)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return a / a[:, :1]
+
+
+def _octave_over_recovered(task, x):
+    """Divides by the recovered envelopes only: failures drop out of the denominator."""
+    period = task.frame_rate / task.measure(x)
+    acf = task.autocorrelation(np.nan_to_num(x))
+    lags = np.arange(1, acf.shape[1] - 1)
+    peak = (acf[:, 1:-1] > acf[:, :-2]) & (acf[:, 1:-1] >= acf[:, 2:])
+    with np.errstate(invalid="ignore"):
+        near = np.abs(lags[None, :] - period[:, None] / 2) <= 1.5
+    return (peak & near).any(axis=1).sum() / np.isfinite(period).sum()
+
+
 WRONG = [
     ("ch05-ex-nn-ratio", _nn_ratio_squared),
     ("ch05-ex-nn-ratio", _nn_ratio_to_samples),
@@ -227,6 +335,18 @@ WRONG = [
     ("ch04-ex-logistic-fit", _growth_rate_mean_of_ratios),
     ("ch04-ex-sine-fit", _frequency_clipped),
     ("ch04-ex-sine-fit", _frequency_over_all_steps),
+    ("ch07-ex-length", _length_on_a_city_grid),
+    ("ch07-ex-roughness", _roughness_mean_abs),
+    ("ch08-ex-energy", _energy_without_coupling),
+    ("ch08-ex-recover", _energy_from_arcsin),
+    ("ch09-ex-ratio-weights", _weights_by_predicted_bin),
+    ("ch09-ex-rl-step", _rl_step_without_row_share),
+    ("ch10-ex-decode", _decode_without_failures),
+    ("ch10-ex-predicted-tv", _predicted_tv_unstandardised),
+    ("ch11-ex-arm-tv", _arm_tv_first_seed_only),
+    ("ch11-ex-ceiling", _ceiling_unordered_pairs),
+    ("ch12-ex-acf", _acf_without_overlap),
+    ("ch12-ex-octave", _octave_over_recovered),
 ]
 
 
