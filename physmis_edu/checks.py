@@ -184,6 +184,16 @@ class _Report:
                       "read the error above; call your function on this input yourself.")
             raise _Failed from exc
 
+    def compare(self, answer, *args, expected, what: str, rtol: float = 0.0,
+                atol: float = 0.0, hint: str | None = None) -> bool:
+        """Call ``answer(*args)`` and :meth:`close` its result with ``expected``; False when
+        the call raised (already reported)."""
+        try:
+            got = self.call(answer, *args, what=what)
+        except _Failed:
+            return False
+        return self.close(got, expected, what, rtol=rtol, atol=atol, hint=hint)
+
     def array(self, got, shape: tuple, what: str) -> np.ndarray:
         """``got`` as a float array of ``shape``, or a reported failure."""
         if got is None:
@@ -299,11 +309,8 @@ def _check_probs(answer, report: _Report) -> None:
     ]
     for what, values, lo, hi, bins in cases:
         expected = recovered_histogram(values, lo, hi, bins).probs
-        try:
-            got = report.call(answer, values.copy(), lo, hi, bins, what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, atol=1e-9)
+        report.compare(answer, values.copy(), lo, hi, bins,
+                       expected=expected, what=what, atol=1e-9)
 
 
 @_checker("ch01-ex-tv", "drift_tv", 1, "drift_tv(values, prior, bins)",
@@ -330,11 +337,8 @@ def _check_tv(answer, report: _Report) -> None:
             q = recovered_histogram(values, prior.lo, prior.hi, bins).probs
             expected = total_variation(p, q)
             label = f"{what}, {bins} bins"
-            try:
-                got = report.call(answer, values.copy(), prior, bins, what=label)
-            except _Failed:
-                continue
-            report.close(got, expected, label, atol=1e-9)
+            report.compare(answer, values.copy(), prior, bins,
+                           expected=expected, what=label, atol=1e-9)
 
 
 # --- Chapter 2: the toy system --------------------------------------------------------------
@@ -423,11 +427,8 @@ def _check_gain(answer, report: _Report) -> None:
         # float64 data: a step of 1e-5 on float32 values would be lost to rounding.
         x = task.generate(c, rng=np.random.default_rng(300)).astype(np.float64)
         expected = sensitivity(task, x)
-        try:
-            got = report.call(answer, task, x.copy(), 1e-5, what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, rtol=1e-4, atol=1e-8)
+        report.compare(answer, task, x.copy(), 1e-5,
+                       expected=expected, what=what, rtol=1e-4, atol=1e-8)
 
 
 @_checker("ch03-ex-delta", "local_drift_spread", 3, "local_drift_spread(task, c, sigma)",
@@ -562,11 +563,8 @@ def _check_nn_ratio(answer, report: _Report) -> None:
     cases.append(("edge case: near-copies of training trajectories", copies))
     for what, x in cases:
         expected = np.median(nn_distances(x, train)) / reference
-        try:
-            got = report.call(answer, x.copy(), train.copy(), fresh.copy(), what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, rtol=1e-4, atol=1e-6)
+        report.compare(answer, x.copy(), train.copy(), fresh.copy(),
+                       expected=expected, what=what, rtol=1e-4, atol=1e-6)
 
 
 @_checker("ch05-ex-failures", "drift_with_failures", 5,
@@ -593,11 +591,8 @@ def _check_failures(answer, report: _Report) -> None:
             expected = tv_with_failures(prior_probs(task.prior, bins),
                                         recovered_histogram(values, task.lo, task.hi, bins))
             label = f"{what}, {bins} bins"
-            try:
-                got = report.call(answer, values.copy(), task.prior, bins, what=label)
-            except _Failed:
-                continue
-            report.close(got, expected, label, atol=1e-9)
+            report.compare(answer, values.copy(), task.prior, bins,
+                           expected=expected, what=label, atol=1e-9)
 
 
 def _predicted_and_observed():
@@ -632,11 +627,8 @@ def _check_ef_failures(answer, report: _Report) -> None:
                with_failures)]
     for what, pred, obs in cases:
         expected = agreement(task.prior, pred, obs, ceiling=False).explained_fraction_failures
-        try:
-            got = report.call(answer, task.prior, pred.copy(), obs.copy(), 20, what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, atol=1e-9)
+        report.compare(answer, task.prior, pred.copy(), obs.copy(), 20,
+                       expected=expected, what=what, atol=1e-9)
 
 
 @_checker("ch06-ex-inside-pearson", "inside_pearson", 6,
@@ -657,11 +649,8 @@ def _check_inside_pearson(answer, report: _Report) -> None:
                observed["VAE"], 20)]
     for what, pred, obs, bins in cases:
         expected = agreement(task.prior, pred, obs, bins, ceiling=False).inside_pearson
-        try:
-            got = report.call(answer, task.prior, pred.copy(), obs.copy(), bins, what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, atol=1e-9)
+        report.compare(answer, task.prior, pred.copy(), obs.copy(), bins,
+                       expected=expected, what=what, atol=1e-9)
 
 
 # --- Chapter 7: the maze planner -------------------------------------------------------------
@@ -704,11 +693,7 @@ def _check_length(answer, report: _Report) -> None:
         ("edge case: a plan with a NaN point", with_nan)]
     for what, x in cases:
         expected = travel_distance(x)
-        try:
-            got = report.call(answer, x.copy(), what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, rtol=1e-6, atol=1e-9)
+        report.compare(answer, x.copy(), expected=expected, what=what, rtol=1e-6, atol=1e-9)
 
 
 @_checker("ch07-ex-roughness", "roughness", 7, "roughness(x)",
@@ -755,11 +740,7 @@ def _check_energy(answer, report: _Report) -> None:
     ]
     for what, task, s in cases:
         expected = task.energy(s)
-        try:
-            got = report.call(answer, task, s.copy(), what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, rtol=1e-9, atol=1e-9)
+        report.compare(answer, task, s.copy(), expected=expected, what=what, rtol=1e-9, atol=1e-9)
 
 
 @_checker("ch08-ex-recover", "recovered_energy", 8, "recovered_energy(task, x)",
@@ -827,11 +808,8 @@ def _check_ratio_weights(answer, report: _Report) -> None:
     cases.insert(1, ("white noise 0.01, 8 bins", perturbed["white noise 0.01"], 8))
     for what, values, bins in cases:
         expected = kernel_weights(c_train, prior, values, prior.lo, prior.hi, bins).weights
-        try:
-            got = report.call(answer, c_train.copy(), prior, values.copy(), bins, what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, rtol=1e-9, atol=1e-9)
+        report.compare(answer, c_train.copy(), prior, values.copy(), bins,
+                       expected=expected, what=what, rtol=1e-9, atol=1e-9)
 
 
 @_checker("ch09-ex-rl-step", "richardson_lucy_step", 9,
@@ -1003,11 +981,8 @@ def _check_ceiling(answer, report: _Report) -> None:
              ("edge case: two seeds", prior, chaotic[:2])]
     for what, prior, by_seed in cases:
         expected = _pairwise_ceiling(prior, by_seed)["explained_fraction"]
-        try:
-            got = report.call(answer, prior, [v.copy() for v in by_seed], what=what)
-        except _Failed:
-            continue
-        report.close(got, expected, what, atol=1e-9)
+        report.compare(answer, prior, [v.copy() for v in by_seed],
+                       expected=expected, what=what, atol=1e-9)
 
 
 # --- Chapter 12: the speaking rate ----------------------------------------------------------
