@@ -143,6 +143,36 @@ def test_mitigation_variants_train_and_record_what_they_did(tiny_store):
         mit.study_table(base.task, base.model, variants=("bagged",), root=out)
 
 
+def test_conditional_planner_keeps_both_request_sets(tmp_path):
+    """A conditional maze planner (Chapter 9) is sampled twice: distances from the prior, and
+    each plan's own demonstration's distance; both sets are pinned to the same fresh ends."""
+    config = dict(dim=8, dim_mults=(1, 2), diffusion_steps=10, batch_size=32, lr=2e-3,
+                  train_steps=20, plan_endpoints=True)
+    spec = catalog.RunSpec("maze", "DiffusionUNet", 0, config, n_train=200, n_samples=60,
+                           n_fresh=80, n_curve=20, milestones=(20,), plan_endpoints=True,
+                           conditional=True, variant="conditional")
+    build.build([spec], tmp_path, jobs=1, progress=False)
+    run = zoo.load("maze", "DiffusionUNet", 0, "conditional", root=tmp_path)
+    prior_requests, prior_samples = run.requested("prior")
+    joint_requests, joint_samples = run.requested("joint")
+    assert prior_samples is run.samples and prior_requests.shape == (60,)
+    assert ((prior_requests >= run.task.lo) & (prior_requests <= run.task.hi)).all()
+    fresh = run.fresh[:60]
+    assert np.allclose(joint_requests, run.task.measure(fresh))
+    for samples in (prior_samples, joint_samples):
+        assert samples.shape == (60, 32, 2)
+        assert np.abs(samples[:, [0, -1]] - fresh[:, [0, -1]]).max() < 1e-3  # pinned ends
+    assert set(run.meta["conditioning_joint"]) == set(run.meta["conditioning"])
+    with pytest.raises(ValueError, match="requests must be"):
+        run.requested("posterior")
+
+
+def test_requested_names_runs_without_requests(tiny_store):
+    out, _ = tiny_store
+    with pytest.raises(ValueError, match="not conditional"):
+        zoo.load("logistic-chaotic", "VAE", root=out).requested()
+
+
 @pytest.mark.parametrize("changes, match", [
     (dict(representation={"name": "Rotate", "params": {}}), "representation name"),
     (dict(representation=catalog.STUDY_COORDINATES["pendulum"], checkpoint=True), "checkpoint"),
@@ -240,7 +270,8 @@ def test_store_stays_small():
     # 70 MiB: the package must stay a quick install in Colab; the six pendulum runs of
     # Chapter 8 (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB, the nine of the
     # mitigation study (4,000 samples each) 14 MiB, the 30 of the confound sweep and the
-    # three speaking-rate runs of Chapters 11 and 12 about 10 MiB.
+    # three speaking-rate runs of Chapters 11 and 12 about 10 MiB, the three conditional
+    # maze planners of Chapter 9 (two sets of 4,000 plans each) 3 MiB.
     assert size < 70 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 70 MiB"
 
 

@@ -143,6 +143,29 @@ def reweighted_training_set(spec: catalog.RunSpec, task, train, c_train, root):
     return train[idx], summary
 
 
+def _joint_samples(spec: catalog.RunSpec, task, model, fresh, extra: dict) -> dict:
+    """A conditional planner's second sample set (Chapter 9): plan ``i`` is pinned to the ends
+    of fresh trajectory ``i`` and asked for that trajectory's own distance, so that requests
+    are drawn jointly with the ends, as the data pair them. Returns the arrays to store
+    (``joint_*``) and records the requested-against-recovered summary in ``extra``."""
+    from ..mitigations import requested_vs_recovered
+
+    asked = task.measure(fresh[:spec.n_samples]).astype(np.float64)
+    x = model.sample(spec.n_samples, inpaint=catalog.endpoint_pins(spec, fresh, spec.n_samples),
+                     cond=asked, rng=np.random.default_rng([spec.seed, 5]))
+    packed = quantise(x)
+    if packed is None:
+        raise ValueError(f"{spec.name}: the joint-request samples hold non-finite values")
+    report = requested_vs_recovered(asked, task.measure(store.dequantise(*packed)), task.lo,
+                                    task.hi)
+    extra["conditioning_joint"] = dict(rmse=report.rmse, bias=report.bias,
+                                       pearson=report.pearson, failed=report.failed,
+                                       outside=report.outside)
+    codes, offset, scale = packed
+    return dict(joint_requested=asked, joint_codes=codes, joint_offset=offset,
+                joint_scale=scale)
+
+
 def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> dict:
     """Train, sample and score one run, write its files atomically; return ``{file: sha256}``."""
     import torch
@@ -217,6 +240,8 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         report = requested_vs_recovered(asked, task.measure(shipped), task.lo, task.hi)
         extra["conditioning"] = dict(rmse=report.rmse, bias=report.bias, pearson=report.pearson,
                                      failed=report.failed, outside=report.outside)
+    if spec.conditional and spec.plan_endpoints:
+        arrays.update(_joint_samples(spec, task, model, fresh, extra))
     meta = dict(
         format=store.FORMAT, name=spec.name, spec=spec.to_dict(), spec_hash=spec.spec_hash(),
         task_repr=repr(task), train_sha256=store.sha256_array(train),

@@ -228,6 +228,14 @@ def _book_specs() -> list[RunSpec]:
         for seed in SEEDS:
             specs.append(RunSpec("pendulum", model, seed, BOOK_CONFIGS[model],
                                  milestones=MILESTONES[model]))
+    # The conditional planner of Chapter 9: the same planner with the travel distance as a
+    # condition, pinned to the ends of fresh trajectory i and asked for a distance drawn from
+    # the prior independently of those ends, so that some requests are shorter than any path
+    # between the pins (the conflict between endpoints and distance). 4,000 samples a run.
+    for seed in SEEDS:
+        specs.append(RunSpec("maze", "DiffusionUNet", seed, planner,
+                             milestones=MILESTONES["DiffusionUNet"], plan_endpoints=True,
+                             conditional=True, variant="conditional", n_samples=4_000))
     # The mitigation study (Chapters 9 and 10): the DiffusionMLP of the chaotic logistic map and
     # of the double pendulum, baseline budget and seeds, each mitigation on its own. The
     # coordinates are those the coordinate search ranks first by predicted drift

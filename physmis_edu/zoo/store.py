@@ -134,6 +134,28 @@ class Run:
         """Fresh true trajectories, never trained on: the reference of the sample checks."""
         return self._fresh[0]
 
+    def requested(self, requests: str = "prior") -> tuple[np.ndarray, np.ndarray]:
+        """A conditional run's requested controls and the samples asked for them (Chapter 9).
+
+        ``requests='prior'``: the controls drawn from the prior, with :attr:`samples`.
+        ``requests='joint'``: a conditional planner's second set, each plan asked for the
+        distance of the fresh trajectory whose ends pin it (requests drawn jointly with the
+        ends). Returns ``(requested, samples)``.
+        """
+        if requests not in ("prior", "joint"):
+            raise ValueError(f"requests must be 'prior' or 'joint'; got {requests!r}")
+        if not self.spec.conditional:
+            raise ValueError(f"run {self.name} is not conditional; it has no requests")
+        with np.load(self.root / f"{self.name}.npz") as blob:
+            if requests == "prior":
+                return blob["requested"], self.samples
+            if "joint_codes" not in blob:
+                raise ValueError(f"run {self.name} has no joint requests; only a conditional "
+                                 "planner (plan_endpoints=True) is sampled with them")
+            return blob["joint_requested"], dequantise(blob["joint_codes"],
+                                                       blob["joint_offset"],
+                                                       blob["joint_scale"])
+
     def model(self, device=None):
         """The trained model, where this run ships a checkpoint (``state_dict``, weights only)."""
         path = self.root / f"{self.name}.pt"
