@@ -5,8 +5,8 @@ import inspect
 import numpy as np
 import pytest
 
-from physmis_edu.kernels import (Compounding, NeighbourBlend, ProxySamples, Quantise, Shrinkage,
-                                 Truncation, fit_by_statistics, rule_residual)
+from physmis_edu.kernels import (Compounding, Gaussian, NeighbourBlend, ProjectedNoise, ProxySamples,
+                                 Quantise, Shrinkage, Truncation, fit_by_statistics, rule_residual)
 from physmis_edu.tasks import CurveToy, DampedOscillator, LogisticMap, Sinusoid
 
 
@@ -18,7 +18,7 @@ def train():
 
 ALL = [lambda: NeighbourBlend(k=4, mix=0.5, sigma=0.01), lambda: Truncation(k=3, sigma=0.01),
        lambda: Shrinkage(tau=0.01, sigma=0.01), lambda: Quantise(bins=32, jitter=1.0),
-       lambda: Compounding(sigma=0.01, rho=0.9)]
+       lambda: Compounding(sigma=0.01, rho=0.9), lambda: ProjectedNoise(sigma=0.1, pull=0.8, k=4)]
 
 
 @pytest.mark.parametrize("make", ALL)
@@ -39,7 +39,8 @@ def test_interface(make, train):
 def test_bad_parameters_raise():
     for bad in (lambda: NeighbourBlend(k=0), lambda: NeighbourBlend(mix=1.5), lambda: Truncation(k=0),
                 lambda: Shrinkage(tau=-1), lambda: Quantise(bins=1), lambda: Compounding(rho=2),
-                lambda: Quantise(bins=None, jitter=0.5)):
+                lambda: Quantise(bins=None, jitter=0.5), lambda: ProjectedNoise(pull=1.5),
+                lambda: ProjectedNoise(k=0), lambda: ProjectedNoise(sigma=-0.1)):
         with pytest.raises(ValueError):
             bad()
 
@@ -54,7 +55,7 @@ def test_identity_limits(train):
     assert np.abs(q.perturb(x, 0) - x).max() <= half_bin + 1e-6
 
 
-FAMILIES = [NeighbourBlend, Truncation, Shrinkage, Quantise, Compounding]
+FAMILIES = [NeighbourBlend, Truncation, Shrinkage, Quantise, Compounding, ProjectedNoise]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -75,7 +76,8 @@ def test_calibration_can_choose_the_identity(family, train):
     # every family must choose it, even from a grid that does not list it.
     grids = {NeighbourBlend: {"k": [4], "mix": [0.3, 0.6], "sigma": [0.0]}, Truncation: {"k": [2, 4], "sigma": [0.0]},
              Shrinkage: {"tau": [0.01, 0.1], "sigma": [0.0]}, Quantise: {"bins": [16, 64], "jitter": [0.0]},
-             Compounding: {"sigma": [0.01, 0.1], "rho": [0.5]}}
+             Compounding: {"sigma": [0.01, 0.1], "rho": [0.5]},
+             ProjectedNoise: {"sigma": [0.05, 0.2], "pull": [0.8]}}
     fit = fit_by_statistics(family, grids[family], train, train, residual=rule_residual(NoRecovery(length=16)), rng=0)
     assert fit.params == family.IDENTITY and fit.loss == pytest.approx(0.0, abs=1e-12)
     assert len(fit.losses) == 3 and fit.losses[0][0] == family.IDENTITY
@@ -203,3 +205,30 @@ def test_applied_residuals_need_no_recovery():
     assert abs(np.median(rough(fresh)) / np.median(rough(train)) - 1) < 0.1
     assert np.median(rough(train + 0.05 * np.random.default_rng(0).standard_normal(train.shape))) > 2 * np.median(rough(train))
 
+
+
+def test_projected_noise_pulls_white_noise_back_towards_the_data(train):
+    """The pull keeps the error near the training data: perturbed trajectories sit closer to
+    their nearest training neighbour than white noise of the same sigma leaves them, and
+    pull = 0 is that white noise (in training standard deviations)."""
+    from physmis_edu.kernels import nn_distances
+
+    x = train[:200]
+    std = float(train.std())
+    white = ProjectedNoise(sigma=0.3, pull=0.0, k=4).fit(train).perturb(x, np.random.default_rng(5))
+    np.testing.assert_allclose(white, Gaussian(0.3 * std).perturb(x, np.random.default_rng(5)),
+                               rtol=1e-5, atol=1e-6)
+    pulled = ProjectedNoise(sigma=0.3, pull=0.8, k=4).fit(train).perturb(x, np.random.default_rng(5))
+    # 300 training trajectories are sparse, so the neighbours' mean is itself far from each of
+    # them; the pull still brings the perturbed points measurably nearer the data (0.76x here).
+    assert np.median(nn_distances(pulled, train)) < 0.9 * np.median(nn_distances(white, train))
+    # The pull is a step of size `pull` from z to its neighbours' mean.
+    kernel = ProjectedNoise(sigma=0.3, pull=0.8, k=4).fit(train)
+    from physmis_edu.kernels import k_nearest
+
+    idx = k_nearest(white, train, 4, exclude_exact=False)
+    np.testing.assert_allclose(pulled, white + 0.8 * (train[idx].mean(axis=1) - white),
+                               rtol=1e-5, atol=1e-6)
+    assert kernel.params() == {"sigma": 0.3, "pull": 0.8, "k": 4}
+    with pytest.raises(ValueError, match="at least k"):
+        ProjectedNoise(k=8).fit(train[:5])

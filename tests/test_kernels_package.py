@@ -27,6 +27,7 @@ EXAMPLES = {
     "Smooth": lambda train: Smooth(0.02, ell=3.0),
     "Empirical": lambda train: Empirical.from_samples(train, train[:50] + np.float32(0.01)),
     "NeighbourBlend": lambda train: NeighbourBlend(k=4, mix=0.5, sigma=0.01),
+    "ProjectedNoise": lambda train: kernels.ProjectedNoise(sigma=0.1, pull=0.8, k=4),
     "Truncation": lambda train: Truncation(k=3, sigma=0.01),
     "Shrinkage": lambda train: Shrinkage(tau=0.01, sigma=0.01),
     "Quantise": lambda train: Quantise(bins=32, jitter=1.0),

@@ -491,3 +491,32 @@ def test_leaderboard_plots_fit_the_page():
     assert heat.get_figwidth() <= 8
     assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == ["VAE", "logistic-chaotic"]
     plt.close("all")
+
+
+def test_best_of_each_kind_picks_by_kind_and_skips_references():
+    def row(name, kind="kernel", inside=0.5, pm=None, before=False, cost=None):
+        return dict(kernel=name, kind=kind, inside_pearson=inside, ef=0.1, pm_pass=pm,
+                    before_training=before, cost_fraction=cost)
+
+    board = [row(panel.CEILING, kind="reference", inside=0.9),
+             row("fails control", inside=0.8, pm=0.5),
+             row("passes", inside=0.6, pm=1.0), row("passes, worse", inside=0.4, pm=1.0),
+             row("transferred", inside=0.7, before=True),
+             row("no score", inside=float("nan"), before=True)]
+    best = panel.best_of_each_kind(board)
+    assert best["calibrated, passes the control"]["kernel"] == "passes"
+    assert best["before training"]["kernel"] == "transferred"
+    assert best["cheap proxy"] is None
+    assert best["any"]["kernel"] == "fails control"  # the ceiling is a reference, not a kernel
+    assert list(best) == list(panel.KERNEL_KINDS)
+    with pytest.raises(ValueError, match="board"):
+        panel.best_of_each_kind([])
+
+
+def test_best_of_each_kind_on_the_shipped_book_panel():
+    board = panel.read_results("kernel_panel_book.json")["leaderboard"]
+    best = panel.best_of_each_kind(board)
+    assert best["calibrated, passes the control"]["pm_pass"] == 1
+    assert best["before training"]["before_training"]
+    assert best["any"]["inside_pearson"] >= max(
+        r["inside_pearson"] for r in best.values() if r is not None)

@@ -27,7 +27,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .families import Compounding, NeighbourBlend, ProxySamples, Quantise, Shrinkage, Truncation
+from .families import (Compounding, NeighbourBlend, ProjectedNoise, ProxySamples, Quantise,
+                       Shrinkage, Truncation)
 from .noise import Empirical, Gaussian, Smooth
 
 __all__ = ["Kernel", "with_params", "KERNELS"]
@@ -78,6 +79,7 @@ KERNELS: dict[str, type] = {
     "Smooth": Smooth,
     "Empirical": Empirical,
     "NeighbourBlend": NeighbourBlend,
+    "ProjectedNoise": ProjectedNoise,
     "Truncation": Truncation,
     "Shrinkage": Shrinkage,
     "Quantise": Quantise,

@@ -26,9 +26,9 @@ from .specs import (BASELINE_GRID, FAMILIES, PROXY_FRACTIONS, PROXY_KINDS, ROUTE
                     best_kernels, best_lambda, family_specs, proxy_spec, route_by_tune_seed)
 from .store import (array_digest, config_hash, remove_stale_temps, sample_code_hash,
                     save_npz, save_text, score_code_hash)
-from .tables import (POOLED_CEILING, RESULTS_DIR, decompose, format_leaderboard, leaderboard,
-                     markdown_leaderboard, median, pooled_leaderboard, read_results,
-                     results_files)
+from .tables import (KERNEL_KINDS, POOLED_CEILING, RESULTS_DIR, best_of_each_kind, decompose,
+                     format_leaderboard, leaderboard, markdown_leaderboard, median,
+                     pooled_leaderboard, read_results, results_files)
 from .train import (PANEL_VERSION, CellData, ProxyData, cache_path, cell_config, cell_sizes,
                     check_fraction, load_or_train, load_or_train_proxy, proxy_config, proxy_path,
                     proxy_seed, train_and_sample)

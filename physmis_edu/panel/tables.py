@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["RESULTS_DIR", "median", "decompose", "leaderboard", "pooled_leaderboard",
            "POOLED_CEILING", "format_leaderboard", "markdown_leaderboard", "read_results",
-           "results_files"]
+           "results_files", "KERNEL_KINDS", "best_of_each_kind"]
 
 # The panel's committed results files, shipped as package data so Chapter 6 reads them anywhere
 # (Colab installs the package, not the repository).
@@ -95,6 +95,32 @@ def _describe(name: str, specs: dict) -> dict:
     return {"kind": _kind(name),
             "before_training": bool(spec is not None and spec.before_training),
             "cost_fraction": None if spec is None else spec.cost_fraction}
+
+
+# The ways of obtaining a kernel that Chapter 6 compares, each as a test on a leaderboard row.
+KERNEL_KINDS = {
+    "calibrated, passes the control": lambda row: row["pm_pass"] == 1,
+    "before training": lambda row: bool(row["before_training"]),
+    "cheap proxy": lambda row: row["cost_fraction"] is not None,
+    "any": lambda row: True,
+}
+
+
+def best_of_each_kind(board: list[dict], key: str = "inside_pearson") -> dict:
+    """The kernel row with the highest median ``key`` of each kind in :data:`KERNEL_KINDS`
+    (Chapter 6): calibrated on the model's samples and passing the perfect-model control in
+    every cell, calibrated before training, a cheap proxy, and of any kind. References and
+    routed rows are left out; a kind with no row maps to ``None``."""
+    if not board or key not in board[0]:
+        raise ValueError(f"board must be a non-empty leaderboard whose rows have {key!r}")
+    kernels = [row for row in board if row["kind"] == "kernel"]
+
+    def score(row):
+        v = row[key]
+        return v if v is not None and np.isfinite(v) else -np.inf
+
+    return {kind: max((r for r in kernels if test(r)), key=score, default=None)
+            for kind, test in KERNEL_KINDS.items()}
 
 
 def leaderboard(scores, seeds=None, specs=()) -> list[dict]:
