@@ -897,7 +897,7 @@ def plot_audit(report: dict):
     lower, upper = arr(h["null_band"][0]), arr(h["null_band"][1])
     meas = inp["measurement"]
     xlabel = f"recovered {meas['control']}" + (f" [{meas['units']}]" if meas.get("units") else "")
-    fig = Figure(figsize=(11, 7.6), layout="constrained")
+    fig = Figure(figsize=(8, 7.2), layout="constrained")
     axes = fig.subplots(2, 2)
     verdict = report["verdict"]
     fig.suptitle(f"physmis audit: {verdict['text']}", fontsize=11)
@@ -918,12 +918,12 @@ def plot_audit(report: dict):
     for edge in (edges[0], edges[-1]):
         ax.axvline(edge, color="0.3", lw=0.8, ls=":")
     tv = report["distances"]["tv"]["value"]
-    ax.set_title(f"recovered distribution: TV {tv:.3f} vs null99 "
+    ax.set_title(f"recovered distribution:\nTV {tv:.3f} vs null99 "
                  f"{report['null']['tv_q99']:.3f}", fontsize=10)
     ax.set_xlabel(f"{xlabel} (hatched: outside range)")
     ax.set_ylabel("probability per bin")
     ax.set_ylim(0, 1.3 * np.nanmax(np.concatenate([upper, q, p])))
-    ax.legend(fontsize=8, frameon=False, loc="upper center", ncol=2)
+    ax.legend(fontsize=9, frameon=False, loc="upper center", ncol=2)
 
     ax = axes[0, 1]
     shift = q - p
@@ -938,13 +938,13 @@ def plot_audit(report: dict):
     ax.axhline(0, color="0.3", lw=0.8)
     title = "where mass moved"
     if k is not None and k["agreement"] is not None and k["agreement"]["inside_pearson"]:
-        title += f" (kernel inside Pearson {k['agreement']['inside_pearson']:.2f})"
+        title += f"\n(kernel inside Pearson {k['agreement']['inside_pearson']:.2f})"
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("shift per bin")
     low, high = ax.get_ylim()
     ax.set_ylim(low, high + 0.3 * (high - low))
-    ax.legend(fontsize=8, frameon=False, loc="upper center", ncol=3)
+    ax.legend(fontsize=9, frameon=False, loc="upper center", ncol=2)
 
     ax = axes[1, 0]
     sens = report["sensitivity"]
@@ -958,7 +958,7 @@ def plot_audit(report: dict):
     flat = bool(sens["top_bins"]) and all(
         b["ratio_to_median"] is not None and b["ratio_to_median"] < _FLAT_GAIN
         for b in sens["top_bins"])
-    ax.set_title("where the recovery is most sensitive (orange: top bins"
+    ax.set_title("where the recovery is most sensitive\n(orange: top bins"
                  + ("; nearly uniform)" if flat else ")"), fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("local gain |dM/dx|")
@@ -975,7 +975,7 @@ def plot_audit(report: dict):
     ratio = ch["nn"]["ratio"]
     ax.set_title(f"c-free checks {status[:60]}\nNN ratio "
                  f"{'n/a' if ratio is None else format(ratio, '.2f')}", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=9, frameon=False)
     return fig
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import jsonable, write_text_atomic
+from .metrics import _finite_mean
 
 SCORES_PATH = Path(__file__).parent / "data" / "confounds" / "confounds.json"
 SCORES_FORMAT = "physmis-confounds"
@@ -171,12 +172,6 @@ def _score(run, seed: int, recovery: str, rng_seed: int = 0) -> tuple[dict, np.n
         curve=[dict(step=pt["step"], tv=pt["tv"], null_tv99=pt["null_tv99"],
                     passed=bool(pt["passed"])) for pt in run.meta.get("curve", [])]))
     return cell, values
-
-
-def _finite_mean(values) -> float | None:
-    """The mean of the finite entries (``None`` and ``NaN`` left out), ``None`` if none."""
-    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
 
 
 def _pairwise_ceiling(prior, values_by_seed: list) -> dict:

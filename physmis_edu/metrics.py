@@ -217,6 +217,13 @@ def shift(p, q) -> np.ndarray:
     return q - p
 
 
+def _finite_mean(values) -> float | None:
+    """The mean of the finite entries (``None`` and ``NaN`` left out), ``None`` if none: how
+    scores that a seed could not give are averaged over seeds (Chapters 10 and 11)."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def _finite(values, name: str) -> np.ndarray:
     v = check_values(values, name, allow_nan=True)
     v = v[np.isfinite(v)]

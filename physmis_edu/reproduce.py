@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import jsonable, progress_disabled, writable_folder, write_atomic
+from .metrics import _finite_mean
 
 __all__ = ["PROFILES", "ReproduceInputError", "ReproduceResult", "cells_for", "reproduce",
            "scaled_spec", "score_cell", "aggregate", "markdown_table", "plot_rows"]
@@ -200,11 +201,6 @@ def score_cell(task: str, model: str, seed: int, variant: str, root, kernel: boo
     return jsonable(dict(cell, score_seconds=time.perf_counter() - tick))
 
 
-def _mean(values) -> float | None:
-    finite = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
-
-
 def aggregate(cells: list) -> list:
     """One row per task, model class and mitigation: the cells' scores over seeds, and for a
     mitigation the mean over seeds of its TV divided by the same seed's baseline TV."""
@@ -222,9 +218,9 @@ def aggregate(cells: list) -> list:
                    outside=[c["outside"] for c in group],
                    passed=sum(c["passed"] for c in group),
                    passed_per_seed=[c["passed"] for c in group],
-                   kernel_inside_pearson=_mean(c["kernel"]["inside_pearson"] for c in group
+                   kernel_inside_pearson=_finite_mean(c["kernel"]["inside_pearson"] for c in group
                                                if c["kernel"]),
-                   kernel_explained_fraction=_mean(c["kernel"]["explained_fraction"]
+                   kernel_explained_fraction=_finite_mean(c["kernel"]["explained_fraction"]
                                                    for c in group if c["kernel"]),
                    train_steps=group[0]["train_steps"],
                    train_seconds=float(np.mean([c["train_seconds"] for c in group])))
@@ -235,7 +231,7 @@ def aggregate(cells: list) -> list:
         if _is_mitigation(variant):
             base = {c["seed"]: c["tv"] for c in groups.get((task, model, ""), [])}
             ratios = [c["tv"] / base[c["seed"]] for c in group if c["seed"] in base]
-            row["relative_to_baseline"] = _mean(ratios)
+            row["relative_to_baseline"] = _finite_mean(ratios)
         rows.append(row)
     # Each class's baseline first, its mitigations under it.
     pairs = list(dict.fromkeys((r["task"], r["model"]) for r in rows))

@@ -83,3 +83,55 @@ def test_chapter_code_lines_fit_in_88_characters():
     if offenders:
         pytest.fail(f"{len(offenders)} chapter code lines are longer than {CHAPTER_LINE_LIMIT} "
                     "characters (file:line: length):\n" + "\n".join(offenders), pytrace=False)
+
+
+FIGURE_WIDTH_LIMIT = 8.0  # inches: a figure wider than the page column is scaled down
+LEGEND_POINTS_MIN = 9
+_FIGSIZE = re.compile(r"figsize=\(\s*([0-9.]+)\s*,")
+_LEGEND = re.compile(r"\.legend\(")
+
+
+def _call_text(text: str, start: int) -> str:
+    """The argument text of the call whose opening parenthesis is at ``start - 1``."""
+    depth, i = 1, start
+    while depth and i < len(text):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        i += 1
+    return text[start:i - 1]
+
+
+def figure_style_problems(text: str) -> list[str]:
+    """Literal figure widths over 8 inches and legend font sizes under 9 points."""
+    problems = []
+    for m in _FIGSIZE.finditer(text):
+        if float(m.group(1)) > FIGURE_WIDTH_LIMIT:
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"line {line}: figsize width {m.group(1)} in > "
+                            f"{FIGURE_WIDTH_LIMIT:g} in")
+    for m in _LEGEND.finditer(text):
+        size = re.search(r"fontsize=([0-9.]+)", _call_text(text, m.end()))
+        if size and float(size.group(1)) < LEGEND_POINTS_MIN:
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"line {line}: legend fontsize {size.group(1)} < "
+                            f"{LEGEND_POINTS_MIN} pt")
+    return problems
+
+
+def test_figure_style_parser():
+    assert figure_style_problems("plt.subplots(figsize=(8, 3))") == []
+    assert figure_style_problems("plt.subplots(figsize=(11, 7.6))") == [
+        "line 1: figsize width 11 in > 8 in"]
+    assert figure_style_problems("ax.legend(handles, f(x), fontsize=8)\n") == [
+        "line 1: legend fontsize 8 < 9 pt"]
+    # A tick label's size is not a legend's.
+    assert figure_style_problems("ax.legend(fontsize=9)\nax.set_yticks(y, t, fontsize=8)") == []
+
+
+def test_figures_fit_the_page_and_legends_are_readable():
+    """Every literal figure width in the chapters and the library is at most 8 inches and every
+    legend with an explicit size is at least 9 points (the book's style; rendered PNGs are
+    scaled to the column, so a wider figure shrinks its text)."""
+    files = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "physmis_edu").rglob("*.py"))
+    problems = [f"{path.relative_to(ROOT)} {p}" for path in files
+                for p in figure_style_problems(path.read_text())]
+    assert not problems, "\n".join(problems)
