@@ -191,6 +191,17 @@ def glue(name: str, value, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+def span(values, fmt: str = ".3f") -> str:
+    """The range of ``values`` as text, ``"lo to hi"``, or one number when both ends format
+    alike (introduced in Chapter 6): how the chapters state a result over seeds in a sentence.
+    ``fmt`` is a format spec such as ``".2f"`` or ``".1%"``."""
+    values = [float(v) for v in values]
+    if not values or not all(np.isfinite(values)):
+        raise ValueError(f"values must be one or more finite numbers; got {values!r}")
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def print_wrapped(*parts, sep: str = " ", end: str = "\n", width: int = 88) -> None:
     """``print`` whose long lines wrap at ``width`` characters with a hanging indent (Chapter 6).
 

@@ -223,3 +223,31 @@ def test_markdown_study_has_one_line_per_variant_and_names_undefined_intervals()
     assert len(table) == 4
     assert "[0.180, 0.220], undefined" in table[2]
     assert "1/2" in table[2] and "nan" not in table[2]
+
+
+def _row(variant, tv, width=0.01, null=0.02):
+    return dict(variant=variant, tv=list(tv), tv_lo=[t - width for t in tv],
+                tv_hi=[t + width for t in tv], null_tv99=null)
+
+
+@pytest.mark.parametrize("tv, expected", [
+    ((0.01, 0.015, 0.012), "removes the drift"),
+    ((0.05, 0.06, 0.055), "reduces the drift in every seed, but not to the null"),
+    ((0.01, 0.06, 0.055), "to within the null in 1"),
+    ((0.27, 0.17, 0.26), "lowers the drift in each seed against the same seed's baseline"),
+    ((0.40, 0.41, 0.42), "increases the drift in every seed"),
+    ((0.20, 0.30, 0.25), "does not change the drift clearly"),
+])
+def test_verdict_reads_every_seed_against_every_baseline_seed(tv, expected):
+    rows = [_row("", (0.30, 0.20, 0.29)), _row("m", tv)]
+    assert expected in mit.verdict(rows, "m")
+
+
+def test_verdict_uses_the_estimate_where_the_interval_is_undefined_and_names_bad_input():
+    base = _row("", (0.30, 0.20, 0.29))
+    floor = dict(_row("m", (0.05, 0.06, 0.055)), tv_lo=[np.nan] * 3, tv_hi=[np.nan] * 3)
+    assert "reduces the drift in every seed" in mit.verdict([base, floor], "m")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        mit.verdict([base, floor], "coords")
+    with pytest.raises(ValueError, match="rows"):
+        mit.verdict([], "m")

@@ -93,3 +93,15 @@ def test_print_wrapped_breaks_only_long_lines_with_a_hanging_indent(capsys):
     assert " ".join(" ".join(lines[1:]).split()) == " ".join(["word"] * 40 + ["end"])
     with pytest.raises(ValueError, match="width"):
         print_wrapped("x", width=0)
+
+
+def test_span_states_a_range_or_one_value_and_names_bad_input():
+    from physmis_edu.runtime import span
+
+    assert span([0.2071, 0.2391, 0.227]) == "0.207 to 0.239"
+    assert span([0.0411, 0.0412], ".2f") == "0.04"
+    assert span([0.026, 0.0305], ".1%") == "2.6% to 3.0%"
+    with pytest.raises(ValueError, match="values"):
+        span([])
+    with pytest.raises(ValueError, match="values"):
+        span([0.1, float("nan")])

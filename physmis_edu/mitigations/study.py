@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["VARIANTS", "study_table", "plot_study", "markdown_study"]
+__all__ = ["VARIANTS", "study_table", "plot_study", "markdown_study", "verdict"]
 
 # Store variants of the study, in the order the tables list them, and how each is described.
 VARIANTS = {
@@ -85,6 +85,45 @@ def study_table(task: str, model: str, seeds=(0, 1, 2), variants=tuple(VARIANTS)
             row["clear_of_baseline"] = bool(max(bound(row, "tv_hi"))
                                             < min(bound(base, "tv_lo")))
     return rows
+
+
+def _interval(row: dict, i: int) -> tuple[float, float]:
+    """Seed ``i``'s TV interval; at TV's noise floor there is none, and the TV stands in."""
+    lo, hi = row["tv_lo"][i], row["tv_hi"][i]
+    return (lo, hi) if np.isfinite([lo, hi]).all() else (row["tv"][i], row["tv"][i])
+
+
+def verdict(rows: list[dict], variant: str) -> str:
+    """A mitigation's effect on the drift over every seed, in words (Chapter 9).
+
+    ``rows``: rows of :func:`study_table` (or dicts with ``variant``, ``tv``, ``tv_lo``,
+    ``tv_hi`` and ``null_tv99``), the baseline first; ``variant``: the row judged. In order:
+    every seed within the null removes the drift; every seed's 95% interval below every
+    baseline seed's reduces it; each seed below the same seed's baseline only lowers it;
+    every interval above every baseline seed's increases it; anything else does not change it
+    clearly.
+    """
+    if not rows:
+        raise ValueError("rows must hold the baseline's row first, then the mitigations'")
+    row = next((r for r in rows if r["variant"] == variant), None)
+    if row is None:
+        raise ValueError(f"variant must be one of {[r['variant'] for r in rows]}; "
+                         f"got {variant!r}")
+    base = rows[0]
+    mine = [_interval(row, i) for i in range(len(row["tv"]))]
+    theirs = [_interval(base, i) for i in range(len(base["tv"]))]
+    within = sum(tv <= row["null_tv99"] for tv in row["tv"])
+    if within == len(row["tv"]):
+        return "removes the drift: every seed is within the null"
+    if max(hi for _, hi in mine) < min(lo for lo, _ in theirs):
+        return ("reduces the drift in every seed, but not to the null" if not within
+                else f"reduces the drift in every seed, to within the null in {within}")
+    if all(m[1] < b[0] for m, b in zip(mine, theirs)):
+        return ("lowers the drift in each seed against the same seed's baseline, but not "
+                "clear of the spread between baseline seeds, and not to the null")
+    if min(lo for lo, _ in mine) > max(hi for _, hi in theirs):
+        return "increases the drift in every seed"
+    return "does not change the drift clearly in every seed"
 
 
 def markdown_study(rows: list[dict]) -> str:
