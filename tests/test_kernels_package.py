@@ -133,6 +133,9 @@ def test_fit_from_checks_the_class_and_the_training_size(train):
     small = NeighbourBlend(k=4).fit(train[:10])
     with pytest.raises(ValueError, match="more than k = 16"):
         with_params(small, k=16)
+    projected = kernels.ProjectedNoise(k=4).fit(train[:10])
+    with pytest.raises(ValueError, match="at least k = 16"):
+        with_params(projected, k=16)
 
 
 def test_k_nearest_matches_a_brute_force_search():

@@ -50,6 +50,10 @@ class _Fitted:
         """Whether :meth:`fit` (or :meth:`fit_from`) has been called."""
         return self._fitted
 
+    def _check_size(self, n_train: int) -> None:
+        """Raise if ``n_train`` training trajectories are too few for this kernel's
+        parameters; checked by ``fit`` and by :meth:`fit_from` (none by default)."""
+
     def _need_fit(self):
         if not self._fitted:
             raise ValueError(f"{type(self).__name__} must be fitted first: call .fit(train)")
@@ -61,6 +65,8 @@ class _Fitted:
             raise ValueError(f"other must be a {type(self).__name__}; got {type(other).__name__}")
         if not other.is_fitted:
             raise ValueError(f"other must be fitted first: call .fit(train) on {other!r}")
+        if "train_" in self._FIT_STATE:
+            self._check_size(other.train_.shape[0])
         for name in self._FIT_STATE:
             setattr(self, name, getattr(other, name))
         self._fitted = True
@@ -112,11 +118,6 @@ class NeighbourBlend(_Fitted):
         self._train_key = digest(self.train_)
         self._fitted = True
         return self
-
-    def fit_from(self, other) -> "NeighbourBlend":
-        if isinstance(other, NeighbourBlend) and other.is_fitted:
-            self._check_size(other.train_.shape[0])
-        return super().fit_from(other)
 
     def neighbours(self, x) -> np.ndarray:
         """Indices ``(n, k)`` of each row's ``k`` nearest training trajectories (nearest first),
@@ -178,12 +179,15 @@ class ProjectedNoise(_Fitted):
         """The constructor parameters, ``{"sigma": ..., "pull": ..., "k": ...}``."""
         return {"sigma": self.sigma, "pull": self.pull, "k": self.k}
 
+    def _check_size(self, n_train: int) -> None:
+        if n_train < self.k:
+            raise ValueError(f"train must hold at least k = {self.k} trajectories; "
+                             f"got {n_train}")
+
     def fit(self, train) -> "ProjectedNoise":
         """Store the training set and its per-channel std."""
         train = check_trajectories(train, "train")
-        if train.shape[0] < self.k:
-            raise ValueError(f"train must hold at least k = {self.k} trajectories; "
-                             f"got {train.shape[0]}")
+        self._check_size(train.shape[0])
         self.train_ = _f32(train)
         self.std_ = _channel_std(train).astype(np.float32)
         self._fitted = True
