@@ -130,8 +130,7 @@ def test_mitigation_variants_train_and_record_what_they_did(tiny_store):
     assert 0 < weighted["effective_sample_size"] <= 300
     cond = zoo.load(base.task, base.model, 0, "conditional", root=out)
     assert set(cond.meta["conditioning"]) == {"rmse", "bias", "pearson", "failed", "outside"}
-    with np.load(out / f"{cond.name}.npz") as blob:
-        requested = blob["requested"]
+    requested, _ = cond.requested()
     assert requested.shape == (200,) and (requested >= 3.6).all() and (requested <= 4.0).all()
     # The baseline's spec is unchanged by the new fields: its hash omits them when off.
     assert "representation" not in base.to_dict() and "conditional" not in base.to_dict()
