@@ -162,6 +162,7 @@ def test_conditional_planner_keeps_both_request_sets(tmp_path):
         assert samples.shape == (60, 32, 2)
         assert np.abs(samples[:, [0, -1]] - fresh[:, [0, -1]]).max() < 1e-3  # pinned ends
     assert set(run.meta["conditioning_joint"]) == set(run.meta["conditioning"])
+    assert run.meta["quantisation_joint"]["ok"]  # the same 16-bit test as the main samples
     with pytest.raises(ValueError, match="requests must be"):
         run.requested("posterior")
 

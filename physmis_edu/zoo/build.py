@@ -143,19 +143,23 @@ def reweighted_training_set(spec: catalog.RunSpec, task, train, c_train, root):
     return train[idx], summary
 
 
-def _joint_samples(spec: catalog.RunSpec, task, model, fresh, extra: dict) -> dict:
+def _joint_samples(spec: catalog.RunSpec, task, model, fresh, null_tv99: float,
+                   extra: dict) -> dict:
     """A conditional planner's second sample set (Chapter 9): plan ``i`` is pinned to the ends
     of fresh trajectory ``i`` and asked for that trajectory's own distance, so that requests
     are drawn jointly with the ends, as the data pair them. Returns the arrays to store
-    (``joint_*``) and records the requested-against-recovered summary in ``extra``."""
+    (``joint_*``) and records the 16-bit storage check and the requested-against-recovered
+    summary in ``extra``."""
     from ..mitigations import requested_vs_recovered
 
     asked = task.measure(fresh[:spec.n_samples]).astype(np.float64)
     x = model.sample(spec.n_samples, inpaint=catalog.endpoint_pins(spec, fresh, spec.n_samples),
                      cond=asked, rng=np.random.default_rng([spec.seed, 5]))
-    packed = quantise(x)
-    if packed is None:
-        raise ValueError(f"{spec.name}: the joint-request samples hold non-finite values")
+    # The same test of 16-bit storage as the run's main samples pass.
+    extra["quantisation_joint"], packed = _quantisation_check(task, x, null_tv99)
+    if not extra["quantisation_joint"]["ok"]:
+        raise ValueError(f"{spec.name}: the joint-request samples do not survive 16-bit "
+                         f"storage: {extra['quantisation_joint']}")
     report = requested_vs_recovered(asked, task.measure(store.dequantise(*packed)), task.lo,
                                     task.hi)
     extra["conditioning_joint"] = dict(rmse=report.rmse, bias=report.bias,
@@ -241,7 +245,7 @@ def train_run(spec: catalog.RunSpec, out_dir, device=None, threads: int = 1) -> 
         extra["conditioning"] = dict(rmse=report.rmse, bias=report.bias, pearson=report.pearson,
                                      failed=report.failed, outside=report.outside)
     if spec.conditional and spec.plan_endpoints:
-        arrays.update(_joint_samples(spec, task, model, fresh, extra))
+        arrays.update(_joint_samples(spec, task, model, fresh, drift["null_tv99"], extra))
     meta = dict(
         format=store.FORMAT, name=spec.name, spec=spec.to_dict(), spec_hash=spec.spec_hash(),
         task_repr=repr(task), train_sha256=store.sha256_array(train),
