@@ -218,10 +218,10 @@ def aggregate(cells: list) -> list:
                    outside=[c["outside"] for c in group],
                    passed=sum(c["passed"] for c in group),
                    passed_per_seed=[c["passed"] for c in group],
-                   kernel_inside_pearson=_finite_mean(c["kernel"]["inside_pearson"] for c in group
-                                               if c["kernel"]),
+                   kernel_inside_pearson=_finite_mean(c["kernel"]["inside_pearson"]
+                                                      for c in group if c["kernel"]),
                    kernel_explained_fraction=_finite_mean(c["kernel"]["explained_fraction"]
-                                                   for c in group if c["kernel"]),
+                                                          for c in group if c["kernel"]),
                    train_steps=group[0]["train_steps"],
                    train_seconds=float(np.mean([c["train_seconds"] for c in group])))
         # A cell whose interval is undefined counts by its estimate.
