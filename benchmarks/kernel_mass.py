@@ -1,23 +1,36 @@
-"""How much mass moves and how much leaves the range: white noise against projected noise on the
-book-grade runs of the chaotic logistic map (issue 20; notes in benchmarks/README.md).
+"""How much mass moves and how much leaves the range: white noise against noise pulled back
+towards the data, on the book-grade runs of the chaotic logistic map (issue 20; notes in
+benchmarks/README.md).
 
 White noise calibrated by nearest-neighbour distances gets the shape of the drift inside the
-range but sends far too much mass out of it. ``ProjectedNoise`` pulls white noise back
-towards the k nearest training trajectories, as a denoiser's last steps do. This script
+range but sends far too much mass out of it. Two families pull the noise back towards the
+training data, as a denoiser's last steps do: ``ProjectedNoise`` (a step towards the plain
+mean of the k nearest training trajectories) and ``DenoisedNoise`` (a step towards the ideal
+denoiser's output, whose pull vanishes with sigma). This script
 
-1. tunes ``(k, pull)`` on one run (DiffusionMLP, seed 0), each scale calibrated without c
-   (``calibrate``, nearest-neighbour distances);
-2. reports white noise and the tuned family on every class and seed of the store's logistic
-   runs: inside-range Pearson, explained fraction, predicted and observed out-of-range mass;
-3. runs the perfect-model control (fresh true data in place of the samples) on each class's
-   seed 0, with both calibrations: nearest-neighbour distances, and c-free statistics with the
-   rule residual (``fit_by_statistics``, identity included);
-4. applies the tuned kernel unchanged (scale in training standard deviations) to the
-   DiffusionMLP runs of the other core tasks: the before-training mode.
+1. tunes each family's shape parameters on one run (DiffusionMLP, seed 0) by explained
+   fraction: ``(k, pull)`` of ``ProjectedNoise`` with its scale calibrated by
+   nearest-neighbour distances (``calibrate``), ``(k, pull, bandwidth)`` of ``DenoisedNoise``
+   with sigma chosen by c-free statistics and the rule residual (``fit_by_statistics``,
+   identity included);
+2. reports every kernel on every class and seed of the store's logistic runs: white noise
+   and ``ProjectedNoise`` calibrated by distances, both pulled families calibrated by
+   statistics; inside-range Pearson, explained fraction, predicted and observed
+   out-of-range mass; and beside them the seed-to-seed ceiling (seeds 1 and 2 of a class
+   predicting each other);
+3. runs the perfect-model control (fresh true data in place of the samples) with every
+   kernel and calibration of step 2, once: the classes share the training and fresh data;
+4. applies the tuned ``DenoisedNoise`` (sigma in training stds, as calibrated on the tune
+   run) unchanged to the other classes of the logistic map and to the DiffusionMLP runs of
+   the other core tasks: the before-training mode; ``ProjectedNoise`` the same way on the
+   other tasks;
+5. scores white noise and the tuned ``DenoisedNoise`` (sigma by statistics on each run) on
+   the held-out seeds of every class of the other core tasks, with each task's
+   perfect-model control and the seed-to-seed ceiling.
 
     python benchmarks/kernel_mass.py [--quick] [--out FILE.json]
 
-About ten minutes on one CPU core (``--quick``: one class, about two).
+About fifteen minutes on two CPU cores (``--quick``: one class and small grids, about two).
 """
 
 from __future__ import annotations
@@ -30,145 +43,200 @@ import numpy as np
 
 from physmis_edu import zoo
 from physmis_edu._io import jsonable, write_text_atomic
-from physmis_edu.kernels import (Gaussian, ProjectedNoise, agreement, calibrate,
+from physmis_edu.kernels import (DenoisedNoise, Gaussian, ProjectedNoise, agreement, calibrate,
                                  fit_by_statistics, rule_residual)
 from physmis_edu.metrics import null_quantile, prior_probs, recovered_histogram, total_variation
 
 TASK = "logistic-chaotic"
 MODELS = ("DiffusionMLP", "DiffusionUNet", "VAE", "Transformer")
-TUNE_GRID = [(k, pull) for k in (2, 4, 8, 16) for pull in (0.3, 0.5, 0.7, 0.8, 0.9)]
+PROJECTED_GRID = [dict(k=k, pull=pull) for k in (2, 4, 8, 16)
+                  for pull in (0.3, 0.5, 0.7, 0.8, 0.9)]
+DENOISED_GRID = [dict(k=k, pull=pull, bandwidth=bw) for k in (4, 8, 16)
+                 for pull in (0.8, 0.9, 1.0) for bw in (1.0, 2.0, 4.0)]
 TRANSFER_TASKS = ("logistic-periodic", "sine", "toy")
 STATS_SIGMAS = list(np.geomspace(0.01, 1.0, 13))
+FAMILIES = {"projected": ProjectedNoise, "denoised": DenoisedNoise}
 
 
-def projected(k, pull):
-    """A scale -> kernel factory in the data's units, as ``calibrate`` wants: the scale is
-    divided by the training std inside ``ProjectedNoise``, so pass it through as sigma / std."""
-    def make(train):
-        std = float(train.std())
-        return lambda scale: ProjectedNoise(sigma=scale / std, pull=pull, k=k).fit(train)
-    return make
-
-
-def white(train):
-    return Gaussian
-
-
-def score(run, factory, seed, samples=None):
-    """Calibrate on ``samples`` (default the run's own), predict, compare with the run."""
-    train, task = run.train, run.task
+def by_distances(run, family, shape, seed, samples=None):
+    """``family(**shape)`` with its scale calibrated by nearest-neighbour distances to
+    ``samples`` (default the run's own); white noise when ``family`` is None."""
+    train = run.train
+    std = float(train.std())
+    if family is None:
+        factory = Gaussian
+    else:
+        # calibrate works in the data's units; the families take sigma in training stds.
+        def factory(scale):
+            return family(sigma=scale / std, **shape).fit(train)
     samples = run.samples if samples is None else samples
-    cal = calibrate(factory(train), train, samples, rng=np.random.default_rng([seed, 1]))
-    predicted = task.measure(cal.kernel.perturb(train, np.random.default_rng([seed, 2])))
+    cal = calibrate(factory, train, samples, rng=np.random.default_rng([seed, 1]))
+    return cal.kernel, dict(sigma=cal.scale / std)
+
+
+def by_statistics(run, family, shape, seed, samples=None):
+    """``family(**shape)`` with sigma chosen by c-free statistics (nearest-neighbour distances
+    and the rule residual) on ``samples`` (default the run's own); the identity is allowed."""
+    grid = {"sigma": STATS_SIGMAS, **{name: [value] for name, value in shape.items()}}
+    samples = run.samples if samples is None else samples
+    fit = fit_by_statistics(family, grid, run.train, samples, residual=rule_residual(run.task),
+                            rng=np.random.default_rng([seed, 3]))
+    return fit.kernel, dict(sigma=float(fit.params["sigma"]))
+
+
+def scores(run, kernel, seed):
+    """Agreement of the kernel's prediction with the run's samples, and its TV to the prior."""
+    task = run.task
+    predicted = task.measure(kernel.perturb(run.train, np.random.default_rng([seed, 2])))
     agr = agreement(task.prior, predicted, task.measure(run.samples), ceiling=False)
-    return dict(scale=cal.scale, inside=agr.inside_pearson, ef=agr.explained_fraction,
-                out_predicted=agr.oos_predicted, out_observed=agr.oos_observed,
-                predicted=predicted)
-
-
-def tv_to_prior(task, values):
-    return total_variation(prior_probs(task.prior, 20),
-                           recovered_histogram(values, task.lo, task.hi, 20).probs)
-
-
-def perfect_model(run, factory, seed):
-    """TV of the prediction when fresh true data stand in for the samples, and the null."""
-    got = score(run, factory, seed, samples=run.fresh)
-    return dict(scale=got["scale"], tv=tv_to_prior(run.task, got["predicted"]),
-                null99=null_quantile(run.task.prior, run.train.shape[0], 20))
-
-
-def perfect_model_statistics(run, k, pull, seed):
-    """The same control with the scale chosen by c-free statistics (identity allowed)."""
-    task, train = run.task, run.train
-    out = {}
-    for label, samples in (("samples", run.samples), ("perfect_model", run.fresh)):
-        fit = fit_by_statistics(ProjectedNoise, {"sigma": STATS_SIGMAS, "pull": [pull], "k": [k]},
-                                train, samples, residual=rule_residual(task),
-                                rng=np.random.default_rng([seed, 3]))
-        values = task.measure(fit.kernel.perturb(train, np.random.default_rng([seed, 2])))
-        agr = agreement(task.prior, values, task.measure(run.samples), ceiling=False)
-        out[label] = dict(params=fit.params, tv=tv_to_prior(task, values),
-                          inside=agr.inside_pearson, ef=agr.explained_fraction)
-    out["null99"] = null_quantile(task.prior, train.shape[0], 20)
-    return out
+    tv = total_variation(prior_probs(task.prior, 20),
+                         recovered_histogram(predicted, task.lo, task.hi, 20).probs)
+    return dict(inside=agr.inside_pearson, ef=agr.explained_fraction, tv=tv,
+                out_predicted=agr.oos_predicted, out_observed=agr.oos_observed)
 
 
 def line(label, r):
-    return (f"{label:34s} scale {r['scale']:.4f}  inside {r['inside']:5.2f}  EF {r['ef']:5.2f}  "
+    return (f"{label:40s} sigma {r['sigma']:.4f}  inside {r['inside']:5.2f}  EF {r['ef']:5.2f}  "
             f"out {r['out_predicted']:.3f} / {r['out_observed']:.3f}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="DiffusionMLP only, small grid")
+    parser.add_argument("--quick", action="store_true", help="DiffusionMLP only, small grids")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     models = MODELS[:1] if args.quick else MODELS
-    grid = [(4, 0.5), (4, 0.8)] if args.quick else TUNE_GRID
+    grids = {"projected": PROJECTED_GRID[6:8] if args.quick else PROJECTED_GRID,
+             "denoised": DENOISED_GRID[3:6] if args.quick else DENOISED_GRID}
+    tune_calibration = {"projected": by_distances, "denoised": by_statistics}
     results = {"tune": [], "report": [], "perfect_model": [], "transfer": []}
 
     tune_run = zoo.load(TASK, "DiffusionMLP", 0)
-    print(f"1. tuning (k, pull) on {tune_run.name}, scale calibrated without c")
-    for k, pull in grid:
-        r = score(tune_run, projected(k, pull), 0)
-        results["tune"].append(dict(k=k, pull=pull, **{n: v for n, v in r.items()
-                                                       if n != "predicted"}))
-        print("  " + line(f"k {k:2d}, pull {pull}", r), flush=True)
-    best = max(results["tune"], key=lambda r: r["ef"])
-    k, pull = best["k"], best["pull"]
-    print(f"  chosen by explained fraction on the tune run: k = {k}, pull = {pull}")
+    print(f"1. tuning the shape parameters on {tune_run.name} by explained fraction")
+    chosen = {}
+    for family_name, grid in grids.items():
+        calibration = tune_calibration[family_name]
+        for shape in grid:
+            kernel, fitted = calibration(tune_run, FAMILIES[family_name], shape, 0)
+            r = dict(kernel=family_name, **shape, **fitted, **scores(tune_run, kernel, 0))
+            results["tune"].append(r)
+            print("  " + line(f"{family_name} {shape}", r), flush=True)
+        best = max((r for r in results["tune"] if r["kernel"] == family_name),
+                   key=lambda r: r["ef"])
+        chosen[family_name] = {name: best[name] for name in grid[0]}
+        print(f"  chosen for {family_name}: {chosen[family_name]}", flush=True)
+
+    # (label, family, calibration): white noise and ProjectedNoise as in the panel, by
+    # distances; both pulled families by statistics, the calibration that can pick "none".
+    kernels = [("white", None, by_distances), ("projected", ProjectedNoise, by_distances),
+               ("projected", ProjectedNoise, by_statistics),
+               ("denoised", DenoisedNoise, by_statistics)]
+    names = {by_distances: "nn distances", by_statistics: "statistics"}
+
+    def shape_of(label):
+        return chosen.get(label, {})
 
     print("\n2. every class and seed (seed 0 of the DiffusionMLP is the tune run)")
     for model in models:
         for seed in (0, 1, 2):
             run = zoo.load(TASK, model, seed)
-            for name, factory in (("white", white), ("projected", projected(k, pull))):
-                r = score(run, factory, seed)
-                results["report"].append(dict(model=model, seed=seed, kernel=name,
-                                              **{n: v for n, v in r.items()
-                                                 if n != "predicted"}))
-                print("  " + line(f"{model} s{seed} {name}", r), flush=True)
+            for label, family, calibration in kernels:
+                kernel, fitted = calibration(run, family, shape_of(label), seed)
+                r = dict(model=model, seed=seed, kernel=label, calibration=names[calibration],
+                         **fitted, **scores(run, kernel, seed))
+                results["report"].append(r)
+                print("  " + line(f"{model} s{seed} {label} ({names[calibration]})", r),
+                      flush=True)
 
-    print("\n3. perfect-model control (fresh true data in place of the samples)")
+    print("\n   seed-to-seed ceiling: each held-out seed's samples predict the other's")
+    results["ceiling"] = []
     for model in models:
-        run = zoo.load(TASK, model, 0)
-        for name, factory in (("white", white), ("projected", projected(k, pull))):
-            pm = perfect_model(run, factory, 0)
-            results["perfect_model"].append(dict(model=model, kernel=name,
-                                                 calibration="nn distances", **pm))
-            print(f"  {model} {name:9s} nn distances: scale {pm['scale']:.4f}, predicted TV "
-                  f"{pm['tv']:.3f} against a null of {pm['null99']:.3f}: "
-                  f"{'passes' if pm['tv'] <= pm['null99'] else 'fails'}", flush=True)
-        stats = perfect_model_statistics(run, k, pull, 0)
-        results["perfect_model"].append(dict(model=model, kernel="projected",
-                                             calibration="statistics", **stats))
-        own, true = stats["samples"], stats["perfect_model"]
-        print(f"  {model} projected, c-free statistics: on the model's samples sigma "
-              f"{own['params']['sigma']:.3g} (inside {own['inside']:.2f}, EF {own['ef']:.2f}); "
-              f"on true data sigma {true['params']['sigma']:.3g}, predicted TV "
-              f"{true['tv']:.3f} against {stats['null99']:.3f}", flush=True)
+        observed = {seed: zoo.load(TASK, model, seed).samples for seed in (1, 2)}
+        task = tune_run.task
+        for seed, other in ((1, 2), (2, 1)):
+            agr = agreement(task.prior, task.measure(observed[other]),
+                            task.measure(observed[seed]), ceiling=False)
+            r = dict(model=model, seed=seed, inside=agr.inside_pearson,
+                     ef=agr.explained_fraction, out_predicted=agr.oos_predicted,
+                     out_observed=agr.oos_observed)
+            results["ceiling"].append(r)
+            print(f"  {model:13s} s{other} predicts s{seed}: inside {r['inside']:5.2f}  "
+                  f"EF {r['ef']:5.2f}", flush=True)
 
-    print("\n4. before training: the tuned kernel's sigma (training stds) on other tasks")
-    sigma = best["scale"] / float(tune_run.train.std())
-    for task in TRANSFER_TASKS:
-        for seed in (0, 1, 2):
-            run = zoo.load(task, "DiffusionMLP", seed)
-            kernel = ProjectedNoise(sigma=sigma, pull=pull, k=k).fit(run.train)
-            values = run.task.measure(kernel.perturb(run.train, np.random.default_rng([seed, 2])))
-            agr = agreement(run.task.prior, values, run.task.measure(run.samples), ceiling=False)
-            results["transfer"].append(dict(task=task, seed=seed, inside=agr.inside_pearson,
+    # The store's runs of one task share their training set and fresh data, so the control
+    # (which never reads a model's samples) is the same for every class: run it once.
+    print("\n3. perfect-model control (fresh true data in place of the samples)")
+    null99 = null_quantile(tune_run.task.prior, tune_run.train.shape[0], 20)
+    for label, family, calibration in kernels:
+        kernel, fitted = calibration(tune_run, family, shape_of(label), 0,
+                                     samples=tune_run.fresh)
+        tv = scores(tune_run, kernel, 0)["tv"]
+        results["perfect_model"].append(dict(task=TASK, kernel=label,
+                                             calibration=names[calibration],
+                                             **fitted, tv=tv, null99=null99))
+        print(f"  {label:9s} ({names[calibration]:12s}): sigma {fitted['sigma']:.4f}, "
+              f"predicted TV {tv:.3f} against a null of {null99:.3f}: "
+              f"{'passes' if tv <= null99 else 'fails'}", flush=True)
+
+    print("\n4. before training: parameters of the tune run applied unchanged")
+    tuned = {label: next(r for r in results["report"]
+                         if r["model"] == "DiffusionMLP" and r["seed"] == 0
+                         and r["kernel"] == label and r["calibration"] == calibration)
+             for label, calibration in (("projected", "nn distances"),
+                                        ("denoised", "statistics"))}
+    targets = [(TASK, model, seed) for model in models[1:] for seed in (0, 1, 2)]
+    targets += [(task, "DiffusionMLP", seed) for task in TRANSFER_TASKS for seed in (0, 1, 2)]
+    for task, model, seed in targets:
+        run = zoo.load(task, model, seed)
+        for label, family in FAMILIES.items():
+            if task == TASK and label == "projected":
+                continue  # ProjectedNoise's transfer was measured on other tasks only
+            kernel = family(sigma=tuned[label]["sigma"], **chosen[label]).fit(run.train)
+            r = dict(task=task, model=model, seed=seed, kernel=label,
+                     **scores(run, kernel, seed))
+            results["transfer"].append(r)
+            print(f"  {task:17s} {model:13s} s{seed} {label:9s}: inside {r['inside']:5.2f}  "
+                  f"EF {r['ef']:5.2f}  out {r['out_predicted']:.3f} / "
+                  f"{r['out_observed']:.3f}", flush=True)
+    print("\n5. the other core tasks: white noise (distances) and DenoisedNoise with the tuned"
+          " shape (sigma by statistics) on seeds 1 and 2 of every class, the perfect-model"
+          " control of each task, and the seed-to-seed ceiling")
+    results["core"] = []
+    for task_name in TRANSFER_TASKS if not args.quick else TRANSFER_TASKS[:1]:
+        for model in models:
+            runs = {seed: zoo.load(task_name, model, seed) for seed in (1, 2)}
+            for seed, other in ((1, 2), (2, 1)):
+                run = runs[seed]
+                for label, family, calibration in (kernels[0], kernels[3]):
+                    kernel, fitted = calibration(run, family, shape_of(label), seed)
+                    r = dict(task=task_name, model=model, seed=seed, kernel=label,
+                             calibration=names[calibration], **fitted,
+                             **scores(run, kernel, seed))
+                    results["core"].append(r)
+                    print("  " + line(f"{task_name} {model} s{seed} {label}", r), flush=True)
+                task = run.task
+                agr = agreement(task.prior, task.measure(runs[other].samples),
+                                task.measure(run.samples), ceiling=False)
+                results["core"].append(dict(task=task_name, model=model, seed=seed,
+                                            kernel="ceiling", inside=agr.inside_pearson,
                                             ef=agr.explained_fraction,
                                             out_predicted=agr.oos_predicted,
                                             out_observed=agr.oos_observed))
-            print(f"  {task:17s} s{seed}: inside {agr.inside_pearson:5.2f}  EF "
-                  f"{agr.explained_fraction:5.2f}  out {agr.oos_predicted:.3f} / "
-                  f"{agr.oos_observed:.3f}", flush=True)
+        run = zoo.load(task_name, "DiffusionMLP", 0)
+        kernel, fitted = by_statistics(run, DenoisedNoise, chosen["denoised"], 0,
+                                       samples=run.fresh)
+        tv = scores(run, kernel, 0)["tv"]
+        null99 = null_quantile(run.task.prior, run.train.shape[0], 20)
+        results["perfect_model"].append(dict(task=task_name, kernel="denoised",
+                                             calibration="statistics", **fitted, tv=tv,
+                                             null99=null99))
+        print(f"  {task_name}: perfect-model control of denoised (statistics): sigma "
+              f"{fitted['sigma']:.4f}, TV {tv:.3f} against {null99:.3f}", flush=True)
     seconds = time.perf_counter() - started
     print(f"\n{seconds:.0f} s in all")
     if args.out:
-        write_text_atomic(args.out, json.dumps(jsonable(dict(results, k=k, pull=pull,
+        write_text_atomic(args.out, json.dumps(jsonable(dict(results, chosen=chosen,
                                                              seconds=seconds)), indent=1))
     return 0
 

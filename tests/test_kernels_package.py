@@ -28,6 +28,7 @@ EXAMPLES = {
     "Empirical": lambda train: Empirical.from_samples(train, train[:50] + np.float32(0.01)),
     "NeighbourBlend": lambda train: NeighbourBlend(k=4, mix=0.5, sigma=0.01),
     "ProjectedNoise": lambda train: kernels.ProjectedNoise(sigma=0.1, pull=0.8, k=4),
+    "DenoisedNoise": lambda train: kernels.DenoisedNoise(sigma=0.1, pull=0.9, k=4, bandwidth=2.0),
     "Truncation": lambda train: Truncation(k=3, sigma=0.01),
     "Shrinkage": lambda train: Shrinkage(tau=0.01, sigma=0.01),
     "Quantise": lambda train: Quantise(bins=32, jitter=1.0),

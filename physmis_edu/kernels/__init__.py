@@ -11,8 +11,9 @@ Modules, dependencies one way (each imports only those listed before it, and ``m
 
 - :mod:`.neighbours`: nearest-neighbour search between sets of trajectories;
 - :mod:`.noise`: :class:`Gaussian`, :class:`Smooth`, :class:`Empirical`;
-- :mod:`.families`: :class:`NeighbourBlend`, :class:`ProjectedNoise`, :class:`Truncation`,
-  :class:`Shrinkage`, :class:`Quantise`, :class:`Compounding`, :class:`ProxySamples`;
+- :mod:`.families`: :class:`NeighbourBlend`, :class:`ProjectedNoise`, :class:`DenoisedNoise`,
+  :class:`Truncation`, :class:`Shrinkage`, :class:`Quantise`, :class:`Compounding`,
+  :class:`ProxySamples`;
 - :mod:`.base`: the :class:`Kernel` protocol, :func:`with_params`, and :data:`KERNELS`, the one
   registry of kernel classes (adding a family: its class in its file, plus one registry line);
 - :mod:`.calibration`: :func:`calibrate`, :func:`fit_by_statistics`, :func:`rule_residual`;

@@ -27,8 +27,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .families import (Compounding, NeighbourBlend, ProjectedNoise, ProxySamples, Quantise,
-                       Shrinkage, Truncation)
+from .families import (Compounding, DenoisedNoise, NeighbourBlend, ProjectedNoise,
+                       ProxySamples, Quantise, Shrinkage, Truncation)
 from .noise import Empirical, Gaussian, Smooth
 
 __all__ = ["Kernel", "with_params", "KERNELS"]
@@ -80,6 +80,7 @@ KERNELS: dict[str, type] = {
     "Empirical": Empirical,
     "NeighbourBlend": NeighbourBlend,
     "ProjectedNoise": ProjectedNoise,
+    "DenoisedNoise": DenoisedNoise,
     "Truncation": Truncation,
     "Shrinkage": Shrinkage,
     "Quantise": Quantise,
