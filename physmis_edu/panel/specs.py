@@ -19,8 +19,9 @@ import warnings
 
 import numpy as np
 
-from ..kernels import (Compounding, Empirical, Gaussian, NeighbourBlend, ProxySamples, Quantise,
-                       Shrinkage, Smooth, Truncation, calibrate, fit_by_statistics)
+from ..kernels import (Compounding, DenoisedNoise, Empirical, Gaussian, NeighbourBlend,
+                       ProxySamples, Quantise, Shrinkage, Smooth, Truncation, calibrate,
+                       fit_by_statistics)
 from .design import PANEL_MODELS
 from .score import Context, CellScore, KernelSpec, is_reference
 from .store import array_digest
@@ -43,6 +44,9 @@ FAMILIES = {
     "Quantise": (Quantise, {"bins": [16, 32, 64, 128], "jitter": [0.0, 0.5, 1.0]}),
     "Compounding": (Compounding, {"sigma": list(np.geomspace(1e-3, 0.3, 7)),
                                   "rho": [0.0, 0.7, 1.0]}),
+    # Shape (k, pull, bandwidth) chosen on a tune-seed run by benchmarks/kernel_mass.py.
+    "DenoisedNoise": (DenoisedNoise, {"sigma": list(np.geomspace(0.01, 1.0, 13)),
+                                      "pull": [0.9], "k": [8], "bandwidth": [2.0]}),
 }
 # The baselines' scale grid (kernels.calibrate): zero (the identity, so that a perfect model's
 # samples can choose "no perturbation") and 21 geometric points, no golden-section refinement, to
