@@ -185,13 +185,18 @@ class ProjectedNoise(_Fitted):
                              f"got {n_train}")
 
     def fit(self, train) -> "ProjectedNoise":
-        """Store the training set and its per-channel std."""
+        """Store the training set and its per-channel std (and whatever :meth:`_fit_extra`
+        derives from them)."""
         train = check_trajectories(train, "train")
         self._check_size(train.shape[0])
         self.train_ = _f32(train)
         self.std_ = _channel_std(train).astype(np.float32)
+        self._fit_extra()
         self._fitted = True
         return self
+
+    def _fit_extra(self) -> None:
+        """State a subclass derives from ``train_`` and ``std_`` (none here)."""
 
     def perturb(self, x, rng=None) -> np.ndarray:
         """Perturb each row of ``x`` and pull it towards its training neighbours."""
@@ -203,14 +208,18 @@ class ProjectedNoise(_Fitted):
                                                                            dtype=np.float32)
         if self.pull == 0.0:
             return z
+        return _f32(z + self.pull * (self._target(z) - z))
+
+    def _target(self, z) -> np.ndarray:
+        """Where the pull goes: the mean of the ``k`` nearest training trajectories of ``z``."""
         idx = k_nearest(z, self.train_, self.k, exclude_exact=False)
-        return _f32(z + self.pull * (self.train_[idx].mean(axis=1) - z))
+        return self.train_[idx].mean(axis=1)
 
     def __repr__(self) -> str:
         return f"ProjectedNoise(sigma={self.sigma:.3g}, pull={self.pull:.3g}, k={self.k})"
 
 
-class DenoisedNoise(_Fitted):
+class DenoisedNoise(ProjectedNoise):
     """White noise, then a step towards what an ideal denoiser would return:
     ``z = x + sigma * std * eps`` and ``x~ = z + pull * (D(z) - z)`` (Chapter 6).
 
@@ -225,19 +234,15 @@ class DenoisedNoise(_Fitted):
     trajectory the noise came from as ``sigma`` shrinks, so on training trajectories the
     kernel tends to the identity, and a calibration that finds no error finds no drift.
     (On a trajectory that is not in the training set, a small ``sigma`` pulls it towards
-    its nearest training trajectory.)
+    its nearest training trajectory.) It is :class:`ProjectedNoise` with that target for
+    the pull, and ``bandwidth`` besides.
     """
 
-    IDENTITY = {"sigma": 0.0, "pull": 0.0}
     _FIT_STATE = ("train_", "std_", "scaled_")
 
     def __init__(self, sigma: float = 0.1, pull: float = 1.0, k: int = 16,
                  bandwidth: float = 1.0):
-        self.sigma = check_nonnegative(sigma, "sigma (in training standard deviations)")
-        self.pull = float(pull)
-        if not (0.0 <= self.pull <= 1.0):
-            raise ValueError(f"pull must lie in [0, 1]; got {pull!r}")
-        self.k = check_positive_int(k, "k")
+        super().__init__(sigma=sigma, pull=pull, k=k)
         self.bandwidth = float(bandwidth)
         if not (np.isfinite(self.bandwidth) and self.bandwidth > 0):
             raise ValueError("bandwidth (in units of sigma) must be a positive number; "
@@ -245,23 +250,11 @@ class DenoisedNoise(_Fitted):
 
     def params(self) -> dict:
         """The constructor parameters, ``{"sigma", "pull", "k", "bandwidth"}``."""
-        return {"sigma": self.sigma, "pull": self.pull, "k": self.k,
-                "bandwidth": self.bandwidth}
+        return {**super().params(), "bandwidth": self.bandwidth}
 
-    def _check_size(self, n_train: int) -> None:
-        if n_train < self.k:
-            raise ValueError(f"train must hold at least k = {self.k} trajectories; "
-                             f"got {n_train}")
-
-    def fit(self, train) -> "DenoisedNoise":
-        """Store the training set, its per-channel std and the standardised copy."""
-        train = check_trajectories(train, "train")
-        self._check_size(train.shape[0])
-        self.train_ = _f32(train)
-        self.std_ = _channel_std(train).astype(np.float32)
+    def _fit_extra(self) -> None:
+        # The weights are computed in training standard deviations, per channel.
         self.scaled_ = _f32(self.train_ / self.std_)
-        self._fitted = True
-        return self
 
     def denoise(self, z) -> np.ndarray:
         """``D(z)``: the weighted average of each row's ``k`` nearest training trajectories."""
@@ -270,6 +263,9 @@ class DenoisedNoise(_Fitted):
                                channels=self.train_.shape[2])
         if self.sigma == 0.0:
             raise ValueError("denoise needs sigma > 0 (the weights' width is bandwidth * sigma)")
+        return self._target(z)
+
+    def _target(self, z) -> np.ndarray:
         scaled = _f32(z) / self.std_
         idx = k_nearest(scaled, self.scaled_, self.k, exclude_exact=False)
         near = self.scaled_[idx]
@@ -278,18 +274,6 @@ class DenoisedNoise(_Fitted):
         w = np.exp(logits)
         w /= w.sum(axis=1, keepdims=True)
         return _f32(np.einsum("nk,nkld->nld", w.astype(np.float32), self.train_[idx]))
-
-    def perturb(self, x, rng=None) -> np.ndarray:
-        """Perturb each row of ``x``, then move it ``pull`` of the way to ``D(z)``."""
-        self._need_fit()
-        x = check_trajectories(x, "x", length=self.train_.shape[1], channels=self.train_.shape[2])
-        if self.sigma == 0.0:
-            return _f32(x).copy()
-        z = _f32(x) + self.sigma * self.std_ * as_rng(rng).standard_normal(x.shape,
-                                                                           dtype=np.float32)
-        if self.pull == 0.0:
-            return z
-        return _f32(z + self.pull * (self.denoise(z) - z))
 
     def __repr__(self) -> str:
         return (f"DenoisedNoise(sigma={self.sigma:.3g}, pull={self.pull:.3g}, k={self.k}, "
