@@ -10,9 +10,9 @@ denoiser's output, whose pull vanishes with sigma). This script
 
 1. tunes each family's shape parameters on one run (DiffusionMLP, seed 0) by explained
    fraction: ``(k, pull)`` of ``ProjectedNoise`` with its scale calibrated by
-   nearest-neighbour distances (``calibrate``), ``(k, pull, bandwidth)`` of ``DenoisedNoise``
-   with sigma chosen by c-free statistics and the rule residual (``fit_by_statistics``,
-   identity included);
+   nearest-neighbour distances (``calibrate``, ``statistic="distances"``),
+   ``(k, pull, bandwidth)`` of ``DenoisedNoise`` with sigma chosen by c-free statistics and the
+   rule residual (``statistic="quantiles"``, identity included);
 2. reports every kernel on every class and seed of the store's logistic runs: white noise
    and ``ProjectedNoise`` calibrated by distances, both pulled families calibrated by
    statistics; inside-range Pearson, explained fraction, predicted and observed
@@ -44,7 +44,7 @@ import numpy as np
 from physmis_edu import zoo
 from physmis_edu._io import jsonable, write_text_atomic
 from physmis_edu.kernels import (DenoisedNoise, Gaussian, ProjectedNoise, agreement, calibrate,
-                                 fit_by_statistics, rule_residual)
+                                 rule_residual)
 from physmis_edu.metrics import null_quantile, prior_probs, recovered_histogram, total_variation
 
 TASK = "logistic-chaotic"
@@ -79,20 +79,51 @@ def by_statistics(run, family, shape, seed, samples=None):
     and the rule residual) on ``samples`` (default the run's own); the identity is allowed."""
     grid = {"sigma": STATS_SIGMAS, **{name: [value] for name, value in shape.items()}}
     samples = run.samples if samples is None else samples
-    fit = fit_by_statistics(family, grid, run.train, samples, residual=rule_residual(run.task),
-                            rng=np.random.default_rng([seed, 3]))
+    fit = calibrate(family, run.train, samples, grid=grid, statistic="quantiles",
+                    residual=rule_residual(run.task), rng=np.random.default_rng([seed, 3]),
+                    n_perturb=500)
     return fit.kernel, dict(sigma=float(fit.params["sigma"]))
+
+
+_MEASURED = {}
+
+
+def measured(run):
+    """The recovered values of the run's samples, measured once per run."""
+    if run.name not in _MEASURED:
+        _MEASURED[run.name] = run.task.measure(run.samples)
+    return _MEASURED[run.name]
 
 
 def scores(run, kernel, seed):
     """Agreement of the kernel's prediction with the run's samples, and its TV to the prior."""
     task = run.task
     predicted = task.measure(kernel.perturb(run.train, np.random.default_rng([seed, 2])))
-    agr = agreement(task.prior, predicted, task.measure(run.samples), ceiling=False)
+    agr = agreement(task.prior, predicted, measured(run), ceiling=False)
     tv = total_variation(prior_probs(task.prior, 20),
                          recovered_histogram(predicted, task.lo, task.hi, 20).probs)
     return dict(inside=agr.inside_pearson, ef=agr.explained_fraction, tv=tv,
                 out_predicted=agr.oos_predicted, out_observed=agr.oos_observed)
+
+
+def ceiling(run, other):
+    """The seed-to-seed ceiling: run ``other``'s samples as the prediction of ``run``'s."""
+    agr = agreement(run.task.prior, measured(other), measured(run), ceiling=False)
+    return dict(inside=agr.inside_pearson, ef=agr.explained_fraction,
+                out_predicted=agr.oos_predicted, out_observed=agr.oos_observed)
+
+
+def perfect_model(run, label, family, calibration, shape, calibration_name):
+    """The perfect-model control: the kernel calibrated on fresh true data in place of the
+    run's samples, its predicted TV to the prior against the finite-sample null."""
+    kernel, fitted = calibration(run, family, shape, 0, samples=run.fresh)
+    tv = scores(run, kernel, 0)["tv"]
+    null99 = null_quantile(run.task.prior, run.train.shape[0], 20, rng=np.random.default_rng(0))
+    print(f"  {run.spec.task:17s} {label:9s} ({calibration_name:12s}): sigma "
+          f"{fitted['sigma']:.4f}, predicted TV {tv:.3f} against a null of {null99:.3f}: "
+          f"{'passes' if tv <= null99 else 'fails'}", flush=True)
+    return dict(task=run.spec.task, kernel=label, calibration=calibration_name, **fitted,
+                tv=tv, null99=null99)
 
 
 def line(label, r):
@@ -152,14 +183,9 @@ def main(argv=None) -> int:
     print("\n   seed-to-seed ceiling: each held-out seed's samples predict the other's")
     results["ceiling"] = []
     for model in models:
-        observed = {seed: zoo.load(TASK, model, seed).samples for seed in (1, 2)}
-        task = tune_run.task
+        runs = {seed: zoo.load(TASK, model, seed) for seed in (1, 2)}
         for seed, other in ((1, 2), (2, 1)):
-            agr = agreement(task.prior, task.measure(observed[other]),
-                            task.measure(observed[seed]), ceiling=False)
-            r = dict(model=model, seed=seed, inside=agr.inside_pearson,
-                     ef=agr.explained_fraction, out_predicted=agr.oos_predicted,
-                     out_observed=agr.oos_observed)
+            r = dict(model=model, seed=seed, **ceiling(runs[seed], runs[other]))
             results["ceiling"].append(r)
             print(f"  {model:13s} s{other} predicts s{seed}: inside {r['inside']:5.2f}  "
                   f"EF {r['ef']:5.2f}", flush=True)
@@ -167,17 +193,9 @@ def main(argv=None) -> int:
     # The store's runs of one task share their training set and fresh data, so the control
     # (which never reads a model's samples) is the same for every class: run it once.
     print("\n3. perfect-model control (fresh true data in place of the samples)")
-    null99 = null_quantile(tune_run.task.prior, tune_run.train.shape[0], 20)
     for label, family, calibration in kernels:
-        kernel, fitted = calibration(tune_run, family, shape_of(label), 0,
-                                     samples=tune_run.fresh)
-        tv = scores(tune_run, kernel, 0)["tv"]
-        results["perfect_model"].append(dict(task=TASK, kernel=label,
-                                             calibration=names[calibration],
-                                             **fitted, tv=tv, null99=null99))
-        print(f"  {label:9s} ({names[calibration]:12s}): sigma {fitted['sigma']:.4f}, "
-              f"predicted TV {tv:.3f} against a null of {null99:.3f}: "
-              f"{'passes' if tv <= null99 else 'fails'}", flush=True)
+        results["perfect_model"].append(perfect_model(tune_run, label, family, calibration,
+                                                      shape_of(label), names[calibration]))
 
     print("\n4. before training: parameters of the tune run applied unchanged")
     tuned = {label: next(r for r in results["report"]
@@ -215,24 +233,11 @@ def main(argv=None) -> int:
                              **scores(run, kernel, seed))
                     results["core"].append(r)
                     print("  " + line(f"{task_name} {model} s{seed} {label}", r), flush=True)
-                task = run.task
-                agr = agreement(task.prior, task.measure(runs[other].samples),
-                                task.measure(run.samples), ceiling=False)
                 results["core"].append(dict(task=task_name, model=model, seed=seed,
-                                            kernel="ceiling", inside=agr.inside_pearson,
-                                            ef=agr.explained_fraction,
-                                            out_predicted=agr.oos_predicted,
-                                            out_observed=agr.oos_observed))
-        run = zoo.load(task_name, "DiffusionMLP", 0)
-        kernel, fitted = by_statistics(run, DenoisedNoise, chosen["denoised"], 0,
-                                       samples=run.fresh)
-        tv = scores(run, kernel, 0)["tv"]
-        null99 = null_quantile(run.task.prior, run.train.shape[0], 20)
-        results["perfect_model"].append(dict(task=task_name, kernel="denoised",
-                                             calibration="statistics", **fitted, tv=tv,
-                                             null99=null99))
-        print(f"  {task_name}: perfect-model control of denoised (statistics): sigma "
-              f"{fitted['sigma']:.4f}, TV {tv:.3f} against {null99:.3f}", flush=True)
+                                            kernel="ceiling", **ceiling(run, runs[other])))
+        results["perfect_model"].append(perfect_model(
+            zoo.load(task_name, "DiffusionMLP", 0), "denoised", DenoisedNoise, by_statistics,
+            chosen["denoised"], names[by_statistics]))
     seconds = time.perf_counter() - started
     print(f"\n{seconds:.0f} s in all")
     if args.out:

@@ -6,7 +6,7 @@ import pytest
 from physmis_edu import kernels as k
 from physmis_edu import metrics as m
 from physmis_edu import panel, runtime
-from physmis_edu.kernels import fit_by_statistics
+from physmis_edu.kernels import calibrate
 from physmis_edu.models import DiffusionMLP, DiffusionUNet
 from physmis_edu.models.base import GenerativeModel
 from physmis_edu.plotting import plot_drift
@@ -16,9 +16,9 @@ U = Prior(0, 1)
 X = np.random.default_rng(0).random((20, 8, 1))
 
 
-def _fbs(**kw):
+def _cal(**kw):
     args = dict(factory=lambda sigma: k.Gaussian(sigma), grid={"sigma": [0.0, 0.1]}, train=X, samples=X)
-    return fit_by_statistics(**{**args, **kw})
+    return calibrate(**{**args, **kw})
 
 
 CASES = {
@@ -33,12 +33,16 @@ CASES = {
     "Gaussian(None)": (lambda: k.Gaussian(None), "sigma"),
     "Gaussian(1j)": (lambda: k.Gaussian(1j), "sigma"),
     "LogisticMap(lo='a')": (lambda: LogisticMap(lo="a"), "lo"),
-    "fit_by_statistics(n_perturb=0)": (lambda: _fbs(n_perturb=0), "n_perturb"),
-    "fit_by_statistics(n_perturb=-3)": (lambda: _fbs(n_perturb=-3), "n_perturb"),
-    "fit_by_statistics(grid=[0.1])": (lambda: _fbs(grid=[0.1]), "grid"),
-    "fit_by_statistics(grid={'sigma': 0.1})": (lambda: _fbs(grid={"sigma": 0.1}), "grid"),
-    "fit_by_statistics(residual_weight=nan)": (lambda: _fbs(residual_weight=float("nan")), "residual_weight"),
-    "fit_by_statistics(residual_weight=-1)": (lambda: _fbs(residual_weight=-1), "residual_weight"),
+    "calibrate(n_perturb=0)": (lambda: _cal(n_perturb=0), "n_perturb"),
+    "calibrate(n_perturb=-3)": (lambda: _cal(n_perturb=-3), "n_perturb"),
+    "calibrate(grid={})": (lambda: _cal(grid={}), "grid"),
+    "calibrate(grid={'sigma': 0.1})": (lambda: _cal(grid={"sigma": 0.1}), "grid"),
+    "calibrate(residual_weight=nan)": (lambda: _cal(residual_weight=float("nan")), "residual_weight"),
+    "calibrate(residual_weight=-1)": (lambda: _cal(residual_weight=-1), "residual_weight"),
+    "calibrate(statistic='w2')": (lambda: _cal(statistic="w2"), "statistic"),
+    "calibrate(residual, statistic='distances')": (
+        lambda: _cal(residual=lambda x: x[:, 0, 0], statistic="distances"), "residual"),
+    "calibrate(residual=3)": (lambda: _cal(residual=3), "residual"),
     "Smooth.noise((3, 8))": (lambda: k.Smooth(0.1, 2.0).noise((3, 8)), "shape"),
     "Smooth.noise('abc')": (lambda: k.Smooth(0.1, 2.0).noise("abc"), "shape"),
     "DiffusionUNet(dim_mults=5)": (lambda: DiffusionUNet(dim_mults=5), "dim_mults"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from physmis_edu.kernels import (Compounding, DenoisedNoise, Gaussian, NeighbourBlend, ProjectedNoise,
-                                 ProxySamples, Quantise, Shrinkage, Truncation, fit_by_statistics,
+                                 ProxySamples, Quantise, Shrinkage, Truncation, calibrate,
                                  k_nearest, rule_residual)
 from physmis_edu.tasks import CurveToy, DampedOscillator, LogisticMap, Sinusoid
 
@@ -84,10 +84,10 @@ def test_calibration_can_choose_the_identity(family, train):
              Compounding: {"sigma": [0.01, 0.1], "rho": [0.5]},
              ProjectedNoise: {"sigma": [0.05, 0.2], "pull": [0.8]},
              DenoisedNoise: {"sigma": [0.05, 0.2], "pull": [0.9], "bandwidth": [2.0]}}
-    fit = fit_by_statistics(family, grids[family], train, train, residual=rule_residual(NoRecovery(length=16)), rng=0)
+    fit = calibrate(family, train, train, grid=grids[family], residual=rule_residual(NoRecovery(length=16)), rng=0)
     assert fit.params == family.IDENTITY and fit.loss == pytest.approx(0.0, abs=1e-12)
     assert len(fit.losses) == 3 and fit.losses[0][0] == family.IDENTITY
-    without = fit_by_statistics(family, grids[family], train, train, rng=0, include_identity=False)
+    without = calibrate(family, train, train, grid=grids[family], rng=0, include_identity=False)
     assert len(without.losses) == 2 and without.params != family.IDENTITY
 
 
@@ -128,14 +128,15 @@ def test_rule_residual_is_zero_on_true_data_without_recovery(task):
     assert list(inspect.signature(residual).parameters) == ["x"]
 
 
-def test_fit_by_statistics_finds_the_scale(train):
+def test_calibrate_by_quantiles_finds_the_scale(train):
     samples = Compounding(sigma=0.1, rho=0.0).fit(train).perturb(train, np.random.default_rng(5))
     task = NoRecovery(length=16)
-    fit = fit_by_statistics(Compounding, {"sigma": [0.01, 0.1, 1.0], "rho": [0.0]}, train, samples,
-                            residual=rule_residual(task), rng=0)
+    fit = calibrate(Compounding, train, samples, grid={"sigma": [0.01, 0.1, 1.0], "rho": [0.0]},
+                    residual=rule_residual(task), rng=0, n_perturb=500)
+    assert fit.statistic == "quantiles"
     assert fit.params == {"sigma": 0.1, "rho": 0.0}
     assert len(fit.losses) == 4  # the three grid points and the identity (sigma = 0)
-    assert list(inspect.signature(fit_by_statistics).parameters)[:4] == ["factory", "grid", "train", "samples"]
+    assert list(inspect.signature(calibrate).parameters)[:4] == ["factory", "train", "samples", "grid"]
 
 
 def test_proxy_samples_draws_the_proxy_in_place_of_the_data(train):
@@ -293,13 +294,14 @@ def test_denoised_noise_calibrated_by_statistics_passes_the_perfect_model_contro
     train, _ = task.sample(1500, rng=0)
     fresh, _ = task.sample(1500, rng=1)
     grid = {"sigma": list(np.geomspace(0.01, 1.0, 7)), "pull": [0.9], "k": [4], "bandwidth": [2.0]}
-    truth = fit_by_statistics(DenoisedNoise, grid, train, fresh, residual=rule_residual(task), rng=2)
+    truth = calibrate(DenoisedNoise, train, fresh, grid=grid, residual=rule_residual(task), rng=2,
+                      n_perturb=500)
     assert truth.params == DenoisedNoise.IDENTITY
     report = drift_report(predict_recovered(task, truth.kernel, train, rng=3), task.prior,
                           n_boot=20, rng=4)
     assert not report.significant
     noisy = fresh + np.float32(0.03) * np.random.default_rng(5).standard_normal(
         fresh.shape).astype(np.float32)
-    flawed = fit_by_statistics(DenoisedNoise, grid, train, noisy, residual=rule_residual(task),
-                               rng=2)
+    flawed = calibrate(DenoisedNoise, train, noisy, grid=grid, residual=rule_residual(task),
+                       rng=2, n_perturb=500)
     assert flawed.params["sigma"] > 0

@@ -83,6 +83,17 @@ def test_nearest_neighbours_match_brute_force():
     assert np.allclose(k.nn_distances(ref[:7], ref), 0.0)
 
 
+def test_nearest_neighbour_is_the_first_of_the_k_nearest():
+    """One search: nearest_neighbours is k_nearest's first column (own copy allowed), with the
+    distance recomputed in float64, whatever the chunking."""
+    rng = np.random.default_rng(1)
+    ref, query = rng.random((300, 12, 2)), rng.random((90, 12, 2))
+    dist, idx = k.nearest_neighbours(query, ref, chunk_elements=3000)
+    first = k.k_nearest(query, ref, 3, exclude_exact=False, chunk_elements=10 ** 7)[:, 0]
+    assert np.array_equal(idx, first)
+    assert np.array_equal(dist, np.sqrt(((query - ref[idx]) ** 2).sum(axis=(1, 2))))
+
+
 @pytest.mark.parametrize("make", [k.Gaussian, lambda s: k.Smooth(s, ell=3.0)])
 def test_calibration_recovers_a_known_scale_without_controls(make):
     assert "c" not in inspect.signature(k.calibrate).parameters
@@ -94,6 +105,33 @@ def test_calibration_recovers_a_known_scale_without_controls(make):
     cal = k.calibrate(make, train, samples, rng=1, n_perturb=400)
     assert abs(cal.scale - sigma0) < 0.1 * sigma0, cal
     assert not cal.at_edge and "calibrated" in str(cal)
+
+
+def test_one_calibration_entry_point_two_statistics():
+    """Both statistics through calibrate: a grid of scales (positional factory) or a dict grid
+    (keyword factory), one result type whose medians are those of the statistic it matched."""
+    task = LogisticMap()
+    rng = np.random.default_rng(0)
+    train, _ = task.sample(1500, rng)
+    samples = k.Gaussian(0.02).perturb(train[:400], rng)
+    by_scale = k.calibrate(k.Gaussian, train, samples, grid=[0.005, 0.01, 0.02, 0.04, 0.08],
+                           rng=1, n_perturb=400, refine=False)
+    by_grid = k.calibrate(k.Gaussian, train, samples, grid={"sigma": [0.005, 0.01, 0.02, 0.04]},
+                          rng=1, n_perturb=400)
+    assert by_scale.statistic == "distances" and by_scale.params == {"scale": 0.02}
+    assert by_grid.statistic == "quantiles" and by_grid.params == {"sigma": 0.02}
+    assert [p for p, _ in by_grid.losses][0] == k.Gaussian.IDENTITY  # identity tried first
+    with pytest.raises(AttributeError, match="params"):
+        by_grid.scale
+    # the reported medians are the statistic's: the samples' own, and the kernel's at params
+    assert by_scale.target_median == pytest.approx(np.median(k.nn_distances(samples, train)))
+    assert by_grid.target_median == pytest.approx(np.median(k.nn_distances(samples, train)),
+                                                  rel=1e-9)
+    assert by_grid.fitted_median == pytest.approx(by_scale.fitted_median, rel=0.05)
+    distances_on_grid = k.calibrate(k.Gaussian, train, samples, grid={"sigma": [0.01, 0.02]},
+                                    statistic="distances", rng=1, n_perturb=400,
+                                    include_identity=False)
+    assert distances_on_grid.params == {"sigma": 0.02} and len(distances_on_grid.losses) == 2
 
 
 def test_agreement_scores():

@@ -48,8 +48,7 @@ def test_registry_is_complete_and_exported():
     old_names = ["Gaussian", "Smooth", "Empirical", "nearest_neighbours", "nn_distances",
                  "Calibration", "calibrate", "predict_recovered", "Agreement", "agreement",
                  "ef_ceiling", "NeighbourBlend", "Truncation", "Shrinkage", "Quantise",
-                 "Compounding", "ProxySamples", "rule_residual", "fit_by_statistics",
-                 "StatisticsFit"]
+                 "Compounding", "ProxySamples", "rule_residual"]
     for name in old_names + ["Kernel", "with_params", "KERNELS", "k_nearest"]:
         assert name in kernels.__all__ and hasattr(kernels, name)
 

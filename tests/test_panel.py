@@ -180,7 +180,7 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
 
     import torch
 
-    from physmis_edu.kernels import Shrinkage, calibrate, fit_by_statistics
+    from physmis_edu.kernels import Shrinkage, calibrate
 
     torch.set_num_threads(1)
     datas = [panel.load_or_train(panel.Cell("logistic-chaotic", "VAE", s), tmp_path) for s in (0, 1)]
@@ -194,7 +194,7 @@ def test_score_cache_gives_identical_scores(tiny, tmp_path, monkeypatch):
     def shrinkage(train, samples, rng, context):
         builds.append("shrinkage")
         grid = {"tau": [1e-3, 1e-2, 1e-1], "sigma": [0.0, 0.05]}
-        return fit_by_statistics(Shrinkage, grid, train, samples, residual=context.residual, rng=rng, n_perturb=100).kernel
+        return calibrate(Shrinkage, train, samples, grid=grid, residual=context.residual, rng=rng, n_perturb=100).kernel
 
     specs = [panel.KernelSpec("g", gaussian, params={"grid": 5}), panel.KernelSpec("s", shrinkage, params={"grid": 6}),
              panel.KernelSpec("uncached", lambda train, samples, rng, context: Gaussian(0.01))]

@@ -16,14 +16,14 @@ Modules, dependencies one way (each imports only those listed before it, and ``m
   :class:`ProxySamples`;
 - :mod:`.base`: the :class:`Kernel` protocol, :func:`with_params`, and :data:`KERNELS`, the one
   registry of kernel classes (adding a family: its class in its file, plus one registry line);
-- :mod:`.calibration`: :func:`calibrate`, :func:`fit_by_statistics`, :func:`rule_residual`;
+- :mod:`.calibration`: :func:`calibrate` (the one entry point), :func:`rule_residual`;
 - :mod:`.predict`: :func:`predict_recovered`, :func:`agreement`, :func:`ef_ceiling`.
 
 Every registered kernel class is exported here under its name.
 """
 
 from .base import KERNELS, Kernel, with_params
-from .calibration import Calibration, StatisticsFit, calibrate, fit_by_statistics, rule_residual
+from .calibration import Calibration, calibrate, rule_residual
 from .neighbours import k_nearest, nearest_neighbours, nn_distances
 from .predict import Agreement, agreement, ef_ceiling, predict_recovered
 
@@ -32,6 +32,6 @@ globals().update(KERNELS)
 __all__ = [
     *KERNELS, "Kernel", "with_params", "KERNELS",
     "nearest_neighbours", "nn_distances", "k_nearest",
-    "Calibration", "calibrate", "StatisticsFit", "fit_by_statistics", "rule_residual",
+    "Calibration", "calibrate", "rule_residual",
     "predict_recovered", "Agreement", "agreement", "ef_ceiling",
 ]

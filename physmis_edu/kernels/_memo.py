@@ -1,8 +1,8 @@
 """A small in-process cache shared by the kernel families and their calibration (Chapter 6).
 
 Calibration refits the same kernel on the same arrays many times: the families memoise their
-neighbour search and principal components, and :func:`~physmis_edu.kernels.fit_by_statistics`
-the statistics of a model's samples. Keys hold a :func:`digest` of each array, never the array.
+neighbour search and principal components, and :func:`~physmis_edu.kernels.calibrate` the
+statistics of a model's samples. Keys hold a :func:`digest` of each array, never the array.
 """
 
 from __future__ import annotations

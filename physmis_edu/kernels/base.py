@@ -8,7 +8,7 @@ to produce in its place. In code it is an object with
   the same kernel (unfitted);
 - ``IDENTITY``: a class attribute, the parameters at which ``perturb`` returns ``x`` exactly
   (with the constructor's defaults for the others), or ``None`` when no such set stands on its
-  own; :func:`~physmis_edu.kernels.fit_by_statistics` adds it to every grid;
+  own; :func:`~physmis_edu.kernels.calibrate` adds it to every grid;
 - optionally ``fit(train) -> self`` for kernels that read the training set, with
   ``is_fitted`` and ``fit_from(other)`` (take over another kernel's fit unchanged).
 

@@ -1,11 +1,16 @@
 """Calibration of a kernel from c-free statistics (Chapter 6).
 
 A kernel's parameters are chosen by making kernel-perturbed training data look, by statistics of
-the trajectories alone, like a model's samples: the distribution of nearest-training-neighbour
-distances (:func:`calibrate`, one scale, Wasserstein-1) and, where the task has a rule, the
-distribution of its physical residual (:func:`fit_by_statistics`, a grid of parameters, both
-statistics). The control ``c`` and the task's recovery are never used, so a kernel's prediction
-is not fitted to the answer.
+the trajectories alone, like a model's samples. :func:`calibrate` is the one entry point; its
+``statistic`` says which statistics are matched:
+
+- ``"distances"``: the distribution of nearest-training-neighbour distances, compared by the
+  Wasserstein-1 distance (the white-noise baseline of Chapters 5 to 8);
+- ``"quantiles"``: 19 quantiles of the same distances on a log scale, plus, where the task has
+  a rule, the same for its physical residual (:func:`rule_residual`).
+
+The control ``c`` and the task's recovery are never used, so a kernel's prediction is not
+fitted to the answer.
 """
 
 from __future__ import annotations
@@ -22,99 +27,189 @@ from ..metrics import wasserstein_distance
 from ._memo import digest, memo
 from .neighbours import nn_distances
 
-__all__ = ["Calibration", "calibrate", "StatisticsFit", "fit_by_statistics", "rule_residual"]
+__all__ = ["Calibration", "calibrate", "rule_residual"]
 
+STATISTICS = ("distances", "quantiles")
 
-# ---------------------------------------------------------------------------------------------
-# One scale from nearest-neighbour distances
-# ---------------------------------------------------------------------------------------------
 
 @dataclass
 class Calibration:
-    """Result of :func:`calibrate` (Chapter 6): the kernel at the chosen scale and how it was
-    chosen."""
+    """Result of :func:`calibrate` (Chapter 6): the kernel at the chosen parameters and how
+    they were chosen.
+
+    ``params`` are the chosen parameters (``{"scale": s}`` for a grid of scales); ``loss`` the
+    loss at the best grid point; ``losses`` a list ``(params, loss)`` for every grid point, in
+    the order tried; ``target_median`` and ``fitted_median`` the median nearest-neighbour
+    distance of the samples and of the kernel-perturbed training data at ``params``;
+    ``at_edge`` whether a grid of scales had its best point at an end.
+    """
 
     kernel: object
-    scale: float
-    grid: np.ndarray
-    losses: np.ndarray
+    params: dict
+    statistic: str
+    loss: float
+    losses: list
     target_median: float
     fitted_median: float
-    at_edge: bool
+    at_edge: bool = False
+
+    @property
+    def scale(self) -> float:
+        """The chosen scale, for a calibration over a grid of scales."""
+        if "scale" not in self.params:
+            raise AttributeError("this calibration searched the parameters "
+                                 f"{sorted(self.params)}, not one scale: read .params")
+        return self.params["scale"]
 
     def __str__(self) -> str:
         edge = "  (at the edge of the grid: widen it)" if self.at_edge else ""
-        return (f"calibrated {self.kernel!r}: scale {self.scale:.4g}, W1 of NN distances "
-                f"{self.losses.min():.3g}; median NN distance model {self.target_median:.4g} "
-                f"vs kernel {self.fitted_median:.4g}{edge}")
+        chosen = (f"scale {self.scale:.4g}" if "scale" in self.params
+                  else ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in self.params.items()))
+        loss = "W1 of NN distances" if self.statistic == "distances" else "quantile loss"
+        return (f"calibrated {self.kernel!r}: {chosen}, {loss} {self.loss:.3g}; median NN "
+                f"distance model {self.target_median:.4g} vs kernel "
+                f"{self.fitted_median:.4g}{edge}")
 
 
-def calibrate(kernel_factory, train, samples, grid=None, rng=None, n_perturb: int = 1000,
-              refine: bool = True) -> Calibration:
-    """Choose a kernel's scale so that kernel-perturbed training data sit as far from the
-    training set as the model's samples do (Chapter 6).
-
-    The statistic is the distribution of nearest-training-neighbour distances: the scale
-    minimises the Wasserstein-1 distance between that distribution for
-    ``kernel_factory(scale).perturb(train)`` and for ``samples``. Only trajectories enter: the
-    control ``c`` is never read, so the kernel's prediction is not fitted to the answer.
+def calibrate(factory, train, samples, grid=None, statistic: str | None = None, residual=None,
+              rng=None, n_perturb: int = 1000, refine: bool = True,
+              include_identity: bool = True, residual_weight: float = 1.0) -> Calibration:
+    """Choose a kernel's parameters so that kernel-perturbed training data look like a model's
+    samples by c-free statistics (Chapter 6).
 
     Parameters
     ----------
-    kernel_factory : callable ``scale -> kernel``, e.g. ``Gaussian`` or
-        ``lambda s: Smooth(s, ell=4)``.
+    factory : a callable that builds the kernel. With a grid of scales (``grid`` None or a
+        1-D sequence) it is called as ``factory(scale)``, e.g. ``Gaussian`` or
+        ``lambda s: Smooth(s, ell=4)``; with a dict grid as ``factory(**params)``, e.g.
+        ``Truncation``. A kernel with a ``fit`` method is fitted on ``train``.
     train, samples : trajectories ``(n, L, d)``: the training set and a model's samples.
-    grid : scales to try; default 31 values geometric from ``1e-3`` to ``1`` times the data's
-        std, then (``refine``) a golden-section search between the best point's neighbours.
-    n_perturb : number of training trajectories perturbed per trial (a random subset).
+    grid : ``None`` (31 scales geometric from ``1e-3`` to ``1`` times the data's std), a 1-D
+        sequence of scales, or a dict ``name -> list of values`` (every combination is tried).
+    statistic : ``"distances"`` matches the distribution of nearest-training-neighbour
+        distances by Wasserstein-1 (the default for a grid of scales without ``residual``);
+        ``"quantiles"`` matches 19 quantiles of those distances on a log scale, plus
+        ``residual_weight`` times the same for ``residual(x)`` when one is given (the default
+        for a dict grid or with ``residual``).
+    residual : a c-free physical residual ``x -> (n,)`` (:func:`rule_residual`), or ``None``.
+    n_perturb : training trajectories perturbed per trial (a random subset).
+    refine : for a grid of scales, a golden-section search between the best point's
+        neighbours follows the grid.
+    include_identity : for a dict grid, the family's zero-strength parameters
+        ``factory.IDENTITY`` are tried too (first, so that a tie goes to "no perturbation"): a
+        perfect model's samples must be able to choose the identity.
 
-    The same random numbers are used at every scale, so the loss is a smooth function of it.
-    A perturbed trajectory's nearest neighbour may be its own source; that is intended (a model
-    sample close to a training trajectory sees the same).
+    Only trajectories enter: the control ``c`` is never read, so the prediction is not fitted to
+    the answer. The same random numbers are used at every grid point, so the loss is a smooth
+    function of the parameters. A perturbed trajectory's nearest neighbour may be its own
+    source; that is intended (a model sample close to a training trajectory sees the same).
     """
-    if not callable(kernel_factory):
-        raise ValueError("kernel_factory must be a callable scale -> kernel (e.g. Gaussian)")
+    if not callable(factory):
+        raise ValueError("factory must be a callable that builds a kernel, scale -> kernel "
+                         f"(e.g. Gaussian) or **params -> kernel; got {factory!r}")
     train = check_trajectories(train, "train")
     samples = check_trajectories(samples, "samples", length=train.shape[1],
                                  channels=train.shape[2])
     n_perturb = check_positive_int(n_perturb, "n_perturb")
+    residual_weight = check_nonnegative(residual_weight, "residual_weight")
+    scales = not isinstance(grid, dict)
+    if statistic is None:
+        statistic = "distances" if scales and residual is None else "quantiles"
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}; got {statistic!r}")
+    if residual is not None and statistic != "quantiles":
+        raise ValueError("residual is matched by statistic='quantiles' only; got "
+                         f"statistic={statistic!r}")
+    if residual is not None and not callable(residual):
+        raise ValueError(f"residual must be a callable x -> (n,) or None; got {residual!r}")
+    if scales:
+        if grid is None:
+            grid = float(np.std(train)) * np.geomspace(1e-3, 1.0, 31)
+        grid = check_values(grid, "grid")
+        if (grid < 0).any():
+            raise ValueError("grid must contain scales >= 0")
+        points = [{"scale": float(s)} for s in np.unique(grid)]
+    else:
+        _check_grid(grid)
+        points = _grid_points(factory, grid, include_identity)
+
+    def build(params):
+        kernel = factory(params["scale"]) if scales else factory(**params)
+        if not hasattr(kernel, "perturb"):
+            raise ValueError("factory must return a kernel with a perturb(x, rng) method; "
+                             f"got {kernel!r}")
+        if hasattr(kernel, "fit") and not getattr(kernel, "is_fitted", False):
+            kernel.fit(train)
+        return kernel
+
     rng = as_rng(rng)
-    target = nn_distances(samples, train)
     keep = rng.choice(train.shape[0], min(n_perturb, train.shape[0]), replace=False)
     subset = train[np.sort(keep)]
     seed = int(rng.integers(2 ** 63))
+    stats, compare = _statistic(statistic, train, residual, residual_weight)
+    # The samples' statistics do not depend on the kernel: computed once per (statistic,
+    # train, samples, residual) and shared by every family calibrated on the same cell. The key
+    # holds the residual function itself (not its id), so another rule never hits this entry.
+    target = memo((statistic, digest(train), digest(samples), residual), lambda: stats(samples))
 
-    def distances(scale):
-        kernel = kernel_factory(float(scale))
-        if not hasattr(kernel, "perturb"):
-            raise ValueError("kernel_factory(scale) must return a kernel with a "
-                             "perturb(x, rng) method")
-        return nn_distances(kernel.perturb(subset, np.random.default_rng(seed)), train)
+    def evaluate(params):
+        kernel = build(params)
+        got = stats(kernel.perturb(subset, np.random.default_rng(seed)))
+        return kernel, got, compare(got, target)
 
-    def loss(scale):
-        return wasserstein_distance(distances(scale), target)
-
-    default_grid = grid is None
-    if default_grid:
-        grid = float(np.std(train)) * np.geomspace(1e-3, 1.0, 31)
-    grid = check_values(grid, "grid")
-    if (grid < 0).any():
-        raise ValueError("grid must contain scales >= 0")
-    grid = np.unique(grid)
-    losses = np.array([loss(s) for s in grid])
-    best = int(np.argmin(losses))
-    at_edge = grid.size > 1 and best in (0, grid.size - 1) and losses[best] > 0
-    scale = float(grid[best])
-    if refine and 0 < best < grid.size - 1:
-        scale = _golden_section(loss, float(grid[best - 1]), float(grid[best + 1]),
-                                float(grid[best]), losses[best])
+    tried = [(params, *evaluate(params)) for params in points]
+    losses = [(params, loss) for params, _, _, loss in tried]
+    best = min(range(len(tried)), key=lambda i: tried[i][3])
+    params, kernel, got, loss = tried[best]
+    at_edge = bool(scales and len(points) > 1 and best in (0, len(points) - 1) and loss > 0)
+    if scales and refine and 0 < best < len(points) - 1:
+        scale = _golden_section(lambda s: evaluate({"scale": float(s)})[2],
+                                points[best - 1]["scale"], points[best + 1]["scale"],
+                                params["scale"], loss)
+        if scale != params["scale"]:
+            params = {"scale": scale}
+            kernel, got, _ = evaluate(params)
     if at_edge:
-        warnings.warn(f"calibrate: best scale {scale:g} is at the edge of the grid "
-                      f"[{grid[0]:g}, {grid[-1]:g}]; the fit may need a wider grid", stacklevel=2)
-    fitted = distances(scale)
-    return Calibration(kernel=kernel_factory(scale), scale=scale, grid=grid, losses=losses,
-                       target_median=float(np.median(target)),
-                       fitted_median=float(np.median(fitted)), at_edge=bool(at_edge))
+        warnings.warn(f"calibrate: best scale {params['scale']:g} is at the edge of the grid "
+                      f"[{points[0]['scale']:g}, {points[-1]['scale']:g}]; the fit may need a "
+                      "wider grid", stacklevel=2)
+    return Calibration(kernel=kernel, params=params, statistic=statistic, loss=float(loss),
+                       losses=losses, target_median=_median_distance(statistic, target),
+                       fitted_median=_median_distance(statistic, got), at_edge=at_edge)
+
+
+def _statistic(statistic, train, residual, residual_weight):
+    """``(stats, compare)``: the statistics of a set of trajectories and the loss between two."""
+    if statistic == "distances":
+        def stats(x):
+            return nn_distances(x, train)
+
+        def compare(got, target):
+            return float(wasserstein_distance(got, target))
+        return stats, compare
+
+    floor_nn = 1e-3 * float(np.std(train)) * np.sqrt(train.shape[1] * train.shape[2])
+
+    def stats(x):
+        out = [np.log(_quantiles(nn_distances(x, train)) + floor_nn), floor_nn]
+        if residual is not None:
+            out.append(np.log(_quantiles(residual(x)) + 1e-4))
+        return out
+
+    def compare(got, target):
+        loss = float(np.nanmean(np.abs(got[0] - target[0])))
+        if residual is not None:
+            loss += residual_weight * float(np.nanmean(np.abs(got[2] - target[2])))
+        return loss
+    return stats, compare
+
+
+def _median_distance(statistic, stats) -> float:
+    if statistic == "distances":
+        return float(np.median(stats))
+    # the middle one of the 19 quantiles is the median
+    return float(np.exp(stats[0][len(_QUANTILES) // 2]) - stats[1])
 
 
 def _golden_section(f, a: float, b: float, x_best: float, f_best: float, iters: int = 12) -> float:
@@ -135,7 +230,7 @@ def _golden_section(f, a: float, b: float, x_best: float, f_best: float, iters: 
 
 
 # ---------------------------------------------------------------------------------------------
-# A grid of parameters from nearest-neighbour distances and the physical residual
+# The physical residual and the grid
 # ---------------------------------------------------------------------------------------------
 
 def rule_residual(task):
@@ -152,23 +247,12 @@ def rule_residual(task):
     return hook()
 
 
-def _quantiles(v: np.ndarray, qs=np.linspace(0.05, 0.95, 19)) -> np.ndarray:
+_QUANTILES = np.linspace(0.05, 0.95, 19)
+
+
+def _quantiles(v: np.ndarray, qs=_QUANTILES) -> np.ndarray:
     v = v[np.isfinite(v)]
     return np.quantile(v, qs) if v.size else np.full(qs.size, np.nan)
-
-
-@dataclass
-class StatisticsFit:
-    """Result of :func:`fit_by_statistics` (Chapter 6): the chosen kernel, its parameters and
-    loss."""
-
-    kernel: object
-    params: dict
-    loss: float
-    losses: list
-
-    def __repr__(self) -> str:
-        return f"StatisticsFit({self.kernel!r}, loss={self.loss:.3g})"
 
 
 def _check_grid(grid) -> None:
@@ -193,58 +277,3 @@ def _grid_points(factory, grid, include_identity: bool) -> list[dict]:
                                         for p in points):
         points.insert(0, dict(identity))
     return points
-
-
-def fit_by_statistics(factory, grid, train, samples, residual=None, rng=None,
-                      n_perturb: int = 500, residual_weight: float = 1.0,
-                      include_identity: bool = True) -> StatisticsFit:
-    """Choose kernel parameters on a grid by matching c-free statistics (Chapter 6).
-
-    ``factory(**params)`` builds an unfitted kernel (fitted here on ``train``); ``grid`` is a
-    dict ``name -> list of values`` (every combination is tried). With ``include_identity``
-    (the default) the family's zero-strength parameters ``factory.IDENTITY`` are tried too
-    (first, so that a tie goes to "no perturbation"): a perfect model's samples must be able to
-    choose the identity. The loss compares 19 quantiles of the nearest-training-neighbour
-    distance of kernel-perturbed training trajectories with those of ``samples`` (relative
-    error, log scale), plus ``residual_weight`` times the same for the physical residual
-    ``residual(x)`` when one is given (:func:`rule_residual`). Only trajectories enter; the same
-    random numbers are used for every combination.
-    """
-    train = check_trajectories(train, "train")
-    samples = check_trajectories(samples, "samples", length=train.shape[1],
-                                 channels=train.shape[2])
-    n_perturb = check_positive_int(n_perturb, "n_perturb")
-    residual_weight = check_nonnegative(residual_weight, "residual_weight")
-    _check_grid(grid)
-    if not callable(factory):
-        raise ValueError("factory must be a callable factory(**params) -> kernel; "
-                         f"got {factory!r}")
-    rng = as_rng(rng)
-    keep = rng.choice(train.shape[0], min(n_perturb, train.shape[0]), replace=False)
-    subset = train[np.sort(keep)]
-    seed = int(rng.integers(2 ** 63))
-    floor_nn = 1e-3 * float(np.std(train)) * np.sqrt(train.shape[1] * train.shape[2])
-
-    def stats(x):
-        out = [np.log(_quantiles(nn_distances(x, train)) + floor_nn)]
-        if residual is not None:
-            out.append(np.log(_quantiles(residual(x)) + 1e-4))
-        return out
-
-    # The samples' statistics do not depend on the kernel: computed once per (train, samples,
-    # residual) and shared by every family calibrated on the same cell. The key holds the
-    # residual function itself (not its id), so a different rule can never hit this entry.
-    target = memo(("target", digest(train), digest(samples), residual), lambda: stats(samples))
-    best, losses = None, []
-    for params in _grid_points(factory, grid, include_identity):
-        kernel = factory(**params)
-        if hasattr(kernel, "fit"):
-            kernel.fit(train)
-        got = stats(kernel.perturb(subset, np.random.default_rng(seed)))
-        loss = float(np.nanmean(np.abs(got[0] - target[0])))
-        if residual is not None:
-            loss += residual_weight * float(np.nanmean(np.abs(got[1] - target[1])))
-        losses.append((params, loss))
-        if best is None or loss < best[1]:
-            best = (kernel, loss, params)
-    return StatisticsFit(kernel=best[0], params=best[2], loss=best[1], losses=losses)

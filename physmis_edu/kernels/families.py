@@ -4,7 +4,7 @@ Every kernel here has the interface of :mod:`physmis_edu.kernels.base`: ``pertur
 returns a float32 array of ``x``'s shape, ``params()`` gives the constructor parameters, and
 ``IDENTITY`` the zero-strength parameters (``mix = 0``, all components kept, ``tau = 0``, no
 rounding, ``sigma = 0``) at which ``perturb`` returns its input exactly; calibration
-(:func:`~physmis_edu.kernels.fit_by_statistics`) always tries them, so that a kernel calibrated
+(:func:`~physmis_edu.kernels.calibrate`) always tries them, so that a kernel calibrated
 on a perfect model's samples can choose "no perturbation".
 
 Kernels that need the training set have ``fit(train)`` (returning ``self``), ``is_fitted`` and

@@ -20,8 +20,7 @@ import warnings
 import numpy as np
 
 from ..kernels import (Compounding, DenoisedNoise, Empirical, Gaussian, NeighbourBlend,
-                       ProxySamples, Quantise, Shrinkage, Smooth, Truncation, calibrate,
-                       fit_by_statistics)
+                       ProxySamples, Quantise, Shrinkage, Smooth, Truncation, calibrate)
 from .design import PANEL_MODELS
 from .score import Context, CellScore, KernelSpec, is_reference
 from .store import array_digest
@@ -51,13 +50,14 @@ FAMILIES = {
 # The baselines' scale grid (kernels.calibrate): zero (the identity, so that a perfect model's
 # samples can choose "no perturbation") and 21 geometric points, no golden-section refinement, to
 # keep the panel's kernel scoring to minutes. The families' grids get their identity from
-# fit_by_statistics (each class's IDENTITY).
+# calibrate (each class's IDENTITY).
 BASELINE_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 21)])
 
 
 def _fit_family(name, train, samples, rng, context):
     factory, grid = FAMILIES[name]
-    return fit_by_statistics(factory, grid, train, samples, residual=context.residual, rng=rng)
+    return calibrate(factory, train, samples, grid=grid, statistic="quantiles",
+                     residual=context.residual, rng=rng, n_perturb=500)
 
 
 def baseline_specs() -> list[KernelSpec]:
@@ -92,7 +92,7 @@ def _family_params(name) -> dict:
     factory, grid = FAMILIES[name]
     return {"family": factory.__name__,
             "grid": {k: [float(v) for v in vals] for k, vals in grid.items()},
-            "identity": factory.IDENTITY, "fit": "fit_by_statistics"}
+            "identity": factory.IDENTITY, "fit": "calibrate, statistic=quantiles"}
 
 
 def family_specs() -> list[KernelSpec]:
