@@ -127,9 +127,9 @@ def verdict(rows: list[dict], variant: str) -> str:
 
 
 def markdown_study(rows: list[dict]) -> str:
-    """The study table as Markdown (for ``glue`` or a note): one line per variant."""
-    def span(v, fmt="{:.3f}"):
-        return f"{fmt.format(min(v))}-{fmt.format(max(v))}"
+    """The study table as Markdown (for ``glue`` or a note): one line per variant; a column
+    over seeds reads ``"lo to hi"`` (:func:`physmis_edu.runtime.span`)."""
+    from ..runtime import span
 
     lines = ["| mitigation | TV (per seed) | 95% intervals | W1 | outside | checks passed | "
              "training [s] |", "|---|---|---|---|---|---|---|"]
@@ -138,9 +138,9 @@ def markdown_study(rows: list[dict]) -> str:
         # A NaN bound is an interval the bootstrap could not give (metrics.bootstrap_ci).
         cis = ", ".join("undefined" if np.isnan(lo) or np.isnan(hi) else
                         f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(row["tv_lo"], row["tv_hi"]))
-        lines.append(f"| {row['label']} | {tvs} | {cis} | {span(row['w1'], '{:.3g}')} | "
-                     f"{span(row['outside'], '{:.1%}')} | {sum(row['passed'])}/"
-                     f"{len(row['passed'])} | {span(row['train_seconds'], '{:.0f}')} |")
+        lines.append(f"| {row['label']} | {tvs} | {cis} | {span(row['w1'], '.3g')} | "
+                     f"{span(row['outside'], '.1%')} | {sum(row['passed'])}/"
+                     f"{len(row['passed'])} | {span(row['train_seconds'], '.0f')} |")
     return "\n".join(lines)
 
 
