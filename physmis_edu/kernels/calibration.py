@@ -147,7 +147,7 @@ def calibrate(factory, train, samples, grid=None, statistic: str | None = None, 
     keep = rng.choice(train.shape[0], min(n_perturb, train.shape[0]), replace=False)
     subset = train[np.sort(keep)]
     seed = int(rng.integers(2 ** 63))
-    stats, compare = _statistic(statistic, train, residual, residual_weight)
+    stats, compare, median = _statistic(statistic, train, residual, residual_weight)
     # The samples' statistics do not depend on the kernel: computed once per (statistic,
     # train, samples, residual) and shared by every family calibrated on the same cell. The key
     # holds the residual function itself (not its id), so another rule never hits this entry.
@@ -158,10 +158,14 @@ def calibrate(factory, train, samples, grid=None, statistic: str | None = None, 
         got = stats(kernel.perturb(subset, np.random.default_rng(seed)))
         return kernel, got, compare(got, target)
 
-    tried = [(params, *evaluate(params)) for params in points]
-    losses = [(params, loss) for params, _, _, loss in tried]
-    best = min(range(len(tried)), key=lambda i: tried[i][3])
-    params, kernel, got, loss = tried[best]
+    losses, chosen = [], None
+    for i, point in enumerate(points):
+        trial = (i, point, *evaluate(point))
+        losses.append((point, trial[-1]))
+        # Only the best trial is kept; a tie keeps the earlier point (the identity first).
+        if chosen is None or trial[-1] < chosen[-1]:
+            chosen = trial
+    best, params, kernel, got, loss = chosen
     at_edge = bool(scales and len(points) > 1 and best in (0, len(points) - 1) and loss > 0)
     if scales and refine and 0 < best < len(points) - 1:
         scale = _golden_section(lambda s: evaluate({"scale": float(s)})[2],
@@ -175,24 +179,28 @@ def calibrate(factory, train, samples, grid=None, statistic: str | None = None, 
                       f"[{points[0]['scale']:g}, {points[-1]['scale']:g}]; the fit may need a "
                       "wider grid", stacklevel=2)
     return Calibration(kernel=kernel, params=params, statistic=statistic, loss=float(loss),
-                       losses=losses, target_median=_median_distance(statistic, target),
-                       fitted_median=_median_distance(statistic, got), at_edge=at_edge)
+                       losses=losses, target_median=median(target),
+                       fitted_median=median(got), at_edge=at_edge)
 
 
 def _statistic(statistic, train, residual, residual_weight):
-    """``(stats, compare)``: the statistics of a set of trajectories and the loss between two."""
+    """``(stats, compare, median)``: the statistics of a set of trajectories, the loss between
+    two sets of them, and the median nearest-neighbour distance they hold."""
     if statistic == "distances":
         def stats(x):
             return nn_distances(x, train)
 
         def compare(got, target):
             return float(wasserstein_distance(got, target))
-        return stats, compare
+
+        def median(got):
+            return float(np.median(got))
+        return stats, compare, median
 
     floor_nn = 1e-3 * float(np.std(train)) * np.sqrt(train.shape[1] * train.shape[2])
 
     def stats(x):
-        out = [np.log(_quantiles(nn_distances(x, train)) + floor_nn), floor_nn]
+        out = [np.log(_quantiles(nn_distances(x, train)) + floor_nn)]
         if residual is not None:
             out.append(np.log(_quantiles(residual(x)) + 1e-4))
         return out
@@ -200,16 +208,13 @@ def _statistic(statistic, train, residual, residual_weight):
     def compare(got, target):
         loss = float(np.nanmean(np.abs(got[0] - target[0])))
         if residual is not None:
-            loss += residual_weight * float(np.nanmean(np.abs(got[2] - target[2])))
+            loss += residual_weight * float(np.nanmean(np.abs(got[1] - target[1])))
         return loss
-    return stats, compare
 
-
-def _median_distance(statistic, stats) -> float:
-    if statistic == "distances":
-        return float(np.median(stats))
-    # the middle one of the 19 quantiles is the median
-    return float(np.exp(stats[0][len(_QUANTILES) // 2]) - stats[1])
+    def median(got):
+        # the middle one of the 19 quantiles is the median
+        return float(np.exp(got[0][len(_QUANTILES) // 2]) - floor_nn)
+    return stats, compare, median
 
 
 def _golden_section(f, a: float, b: float, x_best: float, f_best: float, iters: int = 12) -> float:

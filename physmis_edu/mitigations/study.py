@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import span
+
 __all__ = ["VARIANTS", "study_table", "plot_study", "markdown_study", "verdict"]
 
 # Store variants of the study, in the order the tables list them, and how each is described.
@@ -129,8 +131,6 @@ def verdict(rows: list[dict], variant: str) -> str:
 def markdown_study(rows: list[dict]) -> str:
     """The study table as Markdown (for ``glue`` or a note): one line per variant; a column
     over seeds reads ``"lo to hi"`` (:func:`physmis_edu.runtime.span`)."""
-    from ..runtime import span
-
     lines = ["| mitigation | TV (per seed) | 95% intervals | W1 | outside | checks passed | "
              "training [s] |", "|---|---|---|---|---|---|---|"]
     for row in rows:
