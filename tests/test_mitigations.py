@@ -194,6 +194,78 @@ def test_pendulum_energy_coordinates_carry_the_energy_in_one_channel():
         mit.PendulumEnergy(m1=0.0)
 
 
+def _wandering_paths(n, length, seed):
+    """Smooth random paths in the plane whose steps are short next to their spread, as the
+    maze's demonstrations are."""
+    rng = np.random.default_rng(seed)
+    heading = np.cumsum(rng.normal(0, 0.3, (n, length - 1)), axis=1)
+    speed = rng.uniform(0.05, 0.2, (n, 1)) * (1 + 0.3 * np.sin(np.linspace(0, 3, length - 1)))
+    steps = np.stack([speed * np.cos(heading), speed * np.sin(heading)], axis=-1)
+    start = rng.uniform(1, 4, (n, 1, 2))
+    return np.concatenate([start, start + np.cumsum(steps, axis=1)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("total", [True, False])
+def test_arc_length_round_trips_and_reads_the_distance(total):
+    from physmis_edu.tasks.maze import travel_distance
+
+    x = _wandering_paths(300, 24, 16)
+    rep = mit.ArcLength(total=total)
+    y = rep.encode(x)
+    assert y.shape == (300, 24, 6 if total else 5)
+    assert np.allclose(rep.decode(y), x, atol=1e-5)
+    assert mit.representation_from_dict(mit.representation_to_dict(rep)) == rep
+    distance = travel_distance(x)
+    if total:
+        assert np.allclose(y[..., 2], distance[:, None], rtol=1e-5)
+        shifted = y.copy()
+        shifted[..., 2] += 0.3  # an error in the distance channel moves the distance by it
+        assert np.allclose(travel_distance(rep.decode(shifted)), distance + 0.3, rtol=1e-5)
+        dead = y.copy()
+        dead[0, :, 2] = -0.1  # no path has a negative length: a failed recovery
+        decoded = rep.decode(dead)
+        assert np.isnan(decoded[0]).all() and np.isfinite(decoded[1:]).all()
+    else:
+        assert np.allclose(y[:, 1:, 2].sum(axis=1), distance, rtol=1e-5)
+
+
+def test_arc_length_errors_move_the_distance_both_ways_where_positions_lengthen_it():
+    from physmis_edu.tasks.maze import travel_distance
+
+    x = _wandering_paths(2000, 24, 17)
+    distance = travel_distance(x)
+    rng = np.random.default_rng(18)
+    # Noise of the same standardised size in each representation's model coordinates.
+    shifts = {}
+    for rep in (mit.Identity(), mit.ArcLength(total=False), mit.ArcLength(total=True)):
+        coords = mit.ModelCoordinates(rep, x)
+        z = coords.to_model(x)
+        noisy = coords.from_model(z + rng.normal(0, 0.05, z.shape).astype(np.float32))
+        shifts[repr(rep)] = np.mean(travel_distance(noisy) - distance) / distance.mean()
+    assert shifts["Identity()"] > 0.1  # noise on the positions lengthens every path
+    assert abs(shifts["ArcLength(total=False)"]) < 0.03
+    assert abs(shifts["ArcLength(total=True)"]) < 0.01
+
+
+def test_arc_length_bad_input_is_named():
+    with pytest.raises(ValueError, match="total must be True or False"):
+        mit.ArcLength(total=1)
+    with pytest.raises(ValueError, match=r"paths of shape \(n, L >= 2, 2\)"):
+        mit.ArcLength().encode(np.zeros((3, 8, 4), np.float32))
+    with pytest.raises(ValueError, match="positive length"):
+        mit.ArcLength().encode(np.ones((3, 8, 2), np.float32))
+    with pytest.raises(ValueError, match="must have 6 channels"):
+        mit.ArcLength().decode(np.zeros((3, 8, 5), np.float32))
+
+
+def test_maze_candidates_include_the_arc_length_coordinates():
+    from physmis_edu.tasks import MazeTask
+
+    names = [repr(r) for r in mit.default_candidates(MazeTask(maze="umaze", length=16))]
+    assert "ArcLength(total=True)" in names and "ArcLength(total=False)" in names
+    assert names[0] == "Identity()"
+
+
 def test_requested_vs_recovered_reports_bias_spread_and_failures():
     rng = np.random.default_rng(15)
     requested = rng.uniform(2.0, 4.0, 5000)

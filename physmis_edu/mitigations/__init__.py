@@ -14,8 +14,8 @@ Adding a representation: its class in ``coordinates.py`` and its line in ``REPRE
 """
 
 from .conditioning import ConditioningReport, requested_vs_recovered
-from .coordinates import (REPRESENTATIONS, Identity, LogisticRatio, PendulumEnergy, Polar,
-                          Represented, SpectralScale, TailWarp,
+from .coordinates import (REPRESENTATIONS, ArcLength, Identity, LogisticRatio, PendulumEnergy,
+                          Polar, Represented, SpectralScale, TailWarp,
                           TimeScale, Warp, representation_from_dict, representation_to_dict)
 from .reweighting import (Reweighting, Transition, iterative_weights, kernel_weights,
                           transition_matrix, weighted_resample)
@@ -24,7 +24,7 @@ from .search import (Candidate, ModelCoordinates, calibrate_in_model_coordinates
 from .study import VARIANTS, markdown_study, plot_study, study_table, verdict
 
 __all__ = ["ConditioningReport", "requested_vs_recovered",
-           "REPRESENTATIONS", "Identity", "LogisticRatio", "PendulumEnergy", "Polar",
+           "REPRESENTATIONS", "ArcLength", "Identity", "LogisticRatio", "PendulumEnergy", "Polar",
            "Represented", "SpectralScale", "TailWarp", "TimeScale",
            "Warp", "representation_from_dict", "representation_to_dict",
            "Reweighting", "Transition", "iterative_weights", "kernel_weights",

@@ -26,7 +26,7 @@ from scipy.fft import dct, idct
 from .._validation import check_trajectories
 
 __all__ = ["Identity", "Warp", "SpectralScale", "TimeScale", "TailWarp", "Polar", "LogisticRatio",
-           "PendulumEnergy", "REPRESENTATIONS", "representation_from_dict",
+           "PendulumEnergy", "ArcLength", "REPRESENTATIONS", "representation_from_dict",
            "representation_to_dict", "Represented"]
 
 
@@ -433,6 +433,89 @@ class PendulumEnergy(_Base):
         return _f32(np.concatenate([y[..., :4], np.stack([w1, w2], axis=-1)], axis=-1))
 
 
+@dataclass(frozen=True)
+class ArcLength(_Base):
+    """Task-aware coordinates for a path in the plane (the maze's ``(x, y)`` channels; Chapter
+    10): the start, the steps' lengths and their directions.
+
+    With ``d_t = x_t - x_{t-1}``, ``s_t = |d_t|`` and ``S = sum_t s_t`` (the travel distance),
+    each frame holds
+
+    - the start ``x_0`` (two channels, the same at every frame);
+    - with ``total=True`` (shape plus speed): ``S`` itself (the same at every frame) and the
+      step's share ``f_t = (L - 1) s_t / S`` (mean 1); with ``total=False``: ``s_t``;
+    - the step's direction ``d_t / s_t`` (two channels).
+
+    Frame ``t`` holds step ``t``; frame 0, which has no step, repeats step 1.
+    Why: in the data's own coordinates a model's error in the positions lengthens the path on
+    average (``|d + e| > |d|`` for small steps), whichever way it points. Here an error in a
+    length moves the distance up or down alike; with ``total=True`` the distance is read off one
+    channel, and a model's error there moves it by exactly that error.
+
+    Decoding averages the channels that are constant along a true path over the frames, takes
+    the lengths' magnitudes (a negative length is a step backwards), normalises the directions
+    and sums the steps from the start. A path whose decoded ``S`` is not positive has no
+    shape and is returned as NaN (a failed recovery). ``d`` goes from 2 to 5 (``total=False``)
+    or 6 (``total=True``). Errors in the directions add up along the path, so the end of a
+    decoded path wanders further than its start; the sample checks say whether that costs
+    quality.
+    """
+
+    total: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.total, bool):
+            raise ValueError(f"total must be True or False; got {self.total!r}")
+
+    def encode(self, x) -> np.ndarray:
+        x = check_trajectories(x, "x", allow_nan=True).astype(np.float64)
+        if x.shape[2] != 2 or x.shape[1] < 2:
+            raise ValueError(f"ArcLength encodes paths of shape (n, L >= 2, 2); got "
+                             f"{x.shape}")
+        steps = np.diff(x, axis=1)
+        steps = np.concatenate([steps[:, :1], steps], axis=1)
+        length = np.hypot(steps[..., 0], steps[..., 1])
+        safe = np.where(length > 0, length, 1.0)
+        # A step of length zero has no direction; (1, 0) stands in and decodes to no motion.
+        ux = np.where(length > 0, steps[..., 0] / safe, 1.0)
+        uy = np.where(length > 0, steps[..., 1] / safe, 0.0)
+        start = np.broadcast_to(x[:, :1], x.shape)
+        if self.total:
+            total = length[:, 1:].sum(axis=1, keepdims=True)
+            if np.any(total <= 0):
+                raise ValueError("ArcLength.encode: a path that never moves has no shape "
+                                 "(total=True needs a positive length)")
+            n_steps = x.shape[1] - 1
+            parts = [start, np.broadcast_to(total, length.shape)[..., None],
+                     (n_steps * length / total)[..., None]]
+        else:
+            parts = [start, length[..., None]]
+        return _f32(np.concatenate(parts + [ux[..., None], uy[..., None]], axis=-1))
+
+    def decode(self, y) -> np.ndarray:
+        y = check_trajectories(y, "y", allow_nan=True).astype(np.float64)
+        want = 6 if self.total else 5
+        if y.shape[2] != want:
+            raise ValueError(f"ArcLength(total={self.total}).decode: y must have {want} "
+                             f"channels; got {y.shape[2]}")
+        start = y[:, :, :2].mean(axis=1)
+        share = np.abs(y[:, 1:, want - 3])
+        if self.total:
+            total = y[:, :, 2].mean(axis=1)
+            norm = share.sum(axis=1)
+            ok = (total > 0) & (norm > 0)
+            length = np.where(ok[:, None], total[:, None] * share
+                              / np.where(norm > 0, norm, 1.0)[:, None], np.nan)
+        else:
+            length = share
+        ux, uy = y[:, 1:, want - 2], y[:, 1:, want - 1]
+        norm = np.hypot(ux, uy)
+        norm = np.where(norm > 0, norm, 1.0)
+        steps = np.stack([length * ux / norm, length * uy / norm], axis=-1)
+        x = np.concatenate([start[:, None], start[:, None] + np.cumsum(steps, axis=1)], axis=1)
+        return _f32(_failed_as_nan(x))
+
+
 # The one registry of representations, by name (one line per class).
 REPRESENTATIONS: dict[str, type] = {
     "Identity": Identity,
@@ -443,6 +526,7 @@ REPRESENTATIONS: dict[str, type] = {
     "Polar": Polar,
     "LogisticRatio": LogisticRatio,
     "PendulumEnergy": PendulumEnergy,
+    "ArcLength": ArcLength,
 }
 
 

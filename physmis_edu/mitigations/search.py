@@ -109,9 +109,9 @@ def default_candidates(task) -> list:
     """The candidate representations searched for ``task`` (Chapter 10): generic maps that any
     task admits (spectral and time weights), warps that suit the task's channels, and the
     task-aware coordinates in which the recovery is a reading of one channel."""
-    from ..tasks import DoublePendulum, LogisticMap
-    from .coordinates import (Identity, LogisticRatio, PendulumEnergy, Polar, SpectralScale,
-                              TailWarp, TimeScale, Warp)
+    from ..tasks import DoublePendulum, LogisticMap, MazeTask
+    from .coordinates import (ArcLength, Identity, LogisticRatio, PendulumEnergy, Polar,
+                              SpectralScale, TailWarp, TimeScale, Warp)
 
     out = [Identity(), SpectralScale(0.5), SpectralScale(-0.25), TimeScale(1.0),
            TimeScale(-1.0)]
@@ -122,4 +122,6 @@ def default_candidates(task) -> list:
         out += [TailWarp("asinh", 2.0, velocities), TailWarp("asinh", 8.0, velocities),
                 TailWarp("sinh", 4.0, velocities), Warp("arcsine", -1.0, 1.0, (0, 1, 2, 3)),
                 Polar((velocities,)), PendulumEnergy.for_task(task)]
+    elif isinstance(task, MazeTask) and not task.velocities:
+        out += [ArcLength(total=False), ArcLength(total=True)]
     return out
