@@ -1,7 +1,7 @@
 """The coordinate search of Chapter 10: predicted drift of every candidate representation, and
 the drift measured on a cheap proxy trained in each.
 
-    python benchmarks/coordinate_search.py [--tasks logistic-chaotic,pendulum] [--measure]
+    python benchmarks/coordinate_search.py [--tasks logistic-chaotic,pendulum,maze] [--measure]
 
 For each task, the white-noise kernel is calibrated without c on the store's baseline
 DiffusionMLP (seed 0) in its model coordinates, and every candidate of
@@ -30,7 +30,7 @@ from physmis_edu.zoo import catalog, checks, store
 OUT = (Path(mit.__file__).resolve().parent.parent / "data" / "mitigations"
        / "coordinate_search.json")
 MODEL = "DiffusionMLP"
-PROXY_STEPS = {"logistic-chaotic": 10_000, "pendulum": 5_000}
+PROXY_STEPS = {"logistic-chaotic": 10_000, "pendulum": 5_000, "maze": 5_000}
 N_SAMPLES = 4_000
 
 
@@ -84,7 +84,7 @@ def measure(task_key: str, spec: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default="logistic-chaotic,pendulum")
+    ap.add_argument("--tasks", default="logistic-chaotic,pendulum,maze")
     ap.add_argument("--measure", action="store_true", help="train the cheap proxies too")
     args = ap.parse_args()
     results = json.loads(OUT.read_text()) if OUT.exists() else {}

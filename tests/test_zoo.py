@@ -135,7 +135,7 @@ def test_mitigation_variants_train_and_record_what_they_did(tiny_store):
     # The baseline's spec is unchanged by the new fields: its hash omits them when off.
     assert "representation" not in base.to_dict() and "conditional" not in base.to_dict()
     rows = mit.study_table(base.task, base.model, seeds=(0,), root=out)
-    assert [r["variant"] for r in rows] == list(mit.VARIANTS)
+    assert [r["variant"] for r in rows] == list(mit.STUDY_VARIANTS)
     assert rows[0]["clear_of_baseline"] is None
     assert all(r["n_samples"] == 200 and len(r["tv"]) == 1 for r in rows)
     with pytest.raises(ValueError, match="variants"):
@@ -267,12 +267,13 @@ def test_every_shipped_run_loads_and_matches_its_spec(name):
 
 def test_store_stays_small():
     size = sum(p.stat().st_size for p in store.DATA_DIR.glob("*"))
-    # 70 MiB: the package must stay a quick install in Colab; the six pendulum runs of
+    # 80 MiB: the package must stay a quick install in Colab; the six pendulum runs of
     # Chapter 8 (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB, the nine of the
     # mitigation study (4,000 samples each) 14 MiB, the 30 of the confound sweep and the
     # three speaking-rate runs of Chapters 11 and 12 about 10 MiB, the three conditional
-    # maze planners of Chapter 9 (two sets of 4,000 plans each) 3 MiB.
-    assert size < 70 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 70 MiB"
+    # maze planners of Chapter 9 (two sets of 4,000 plans each) 3 MiB, the nine unpinned maze
+    # models of Chapter 10 (8,000 paths of 32 x 2 values each) 9 MiB.
+    assert size < 80 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 80 MiB"
 
 
 @pytest.mark.skipif(os.environ.get("PHYSMIS_SKIP_WHEEL") == "1", reason="PHYSMIS_SKIP_WHEEL=1")

@@ -21,7 +21,7 @@ from .reweighting import (Reweighting, Transition, iterative_weights, kernel_wei
                           transition_matrix, weighted_resample)
 from .search import (Candidate, ModelCoordinates, calibrate_in_model_coordinates,
                      default_candidates, predicted_drift, rank_agreement, rank_representations)
-from .study import VARIANTS, markdown_study, plot_study, study_table, verdict
+from .study import STUDY_VARIANTS, VARIANTS, markdown_study, plot_study, study_table, verdict
 
 __all__ = ["ConditioningReport", "requested_vs_recovered",
            "REPRESENTATIONS", "ArcLength", "Identity", "LogisticRatio", "PendulumEnergy", "Polar",
@@ -31,4 +31,4 @@ __all__ = ["ConditioningReport", "requested_vs_recovered",
            "transition_matrix", "weighted_resample",
            "Candidate", "ModelCoordinates", "calibrate_in_model_coordinates", "predicted_drift",
            "rank_agreement", "rank_representations", "default_candidates",
-           "VARIANTS", "markdown_study", "plot_study", "study_table", "verdict"]
+           "VARIANTS", "STUDY_VARIANTS", "markdown_study", "plot_study", "study_table", "verdict"]
