@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -294,20 +295,26 @@ def make_task(key: str):
     return TASKS[key]()
 
 
-def training_data(spec: RunSpec):
-    """The training trajectories and controls of a run, regenerated from the task's data stream."""
+@lru_cache(maxsize=8)
+def _data_stream(task_key: str, n: int, stream: int):
+    # Every run of a task shares its streams, and some tasks (the maze's curation) take seconds
+    # to regenerate; callers get copies, so the cached arrays never change.
     import numpy as np
 
-    task = make_task(spec.task)
-    return task.sample(spec.n_train, rng=np.random.default_rng([DATA_SEEDS[spec.task], 0]))
+    return make_task(task_key).sample(n, rng=np.random.default_rng([DATA_SEEDS[task_key],
+                                                                      stream]))
+
+
+def training_data(spec: RunSpec):
+    """The training trajectories and controls of a run, regenerated from the task's data stream."""
+    x, c = _data_stream(spec.task, spec.n_train, 0)
+    return x.copy(), c.copy()
 
 
 def fresh_data(spec: RunSpec):
     """Fresh true trajectories (never trained on), the reference of the sample checks."""
-    import numpy as np
-
-    task = make_task(spec.task)
-    return task.sample(spec.n_fresh, rng=np.random.default_rng([DATA_SEEDS[spec.task], 1]))
+    x, c = _data_stream(spec.task, spec.n_fresh, 1)
+    return x.copy(), c.copy()
 
 
 def endpoint_pins(spec: RunSpec, fresh, n: int):
