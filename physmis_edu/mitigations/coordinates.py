@@ -46,6 +46,20 @@ def _channel_mask(channels, d: int, name: str) -> np.ndarray:
     return mask
 
 
+def _polar(a, b):
+    """``(rho, ua, ub)``: the lengths of the vectors ``(a, b)`` and their unit directions. A zero
+    vector has no direction; ``(1, 0)`` stands in, and decodes back to zero."""
+    rho = np.hypot(a, b)
+    safe = np.where(rho > 0, rho, 1.0)
+    return rho, np.where(rho > 0, a / safe, 1.0), np.where(rho > 0, b / safe, 0.0)
+
+
+def _direction_norm(ua, ub):
+    """The length of the direction a model produced, to divide by (1 where it is zero)."""
+    norm = np.hypot(ua, ub)
+    return np.where(norm > 0, norm, 1.0)
+
+
 class _Base:
     def params(self) -> dict:
         """The constructor parameters."""
@@ -269,11 +283,7 @@ class Polar(_Base):
         x = check_trajectories(x, "x", allow_nan=True).astype(np.float64)
         parts = [x[..., self._kept(x.shape[2])]]
         for a, b in self.pairs:
-            rho = np.hypot(x[..., a], x[..., b])
-            safe = np.where(rho > 0, rho, 1.0)
-            # A zero vector has no direction; (1, 0) stands in and decodes back to zero.
-            ua = np.where(rho > 0, x[..., a] / safe, 1.0)
-            ub = np.where(rho > 0, x[..., b] / safe, 0.0)
+            rho, ua, ub = _polar(x[..., a], x[..., b])
             parts.append(np.stack([rho, ua, ub], axis=-1))
         return _f32(np.concatenate(parts, axis=-1))
 
@@ -288,8 +298,7 @@ class Polar(_Base):
         out[..., kept] = y[..., :len(kept)]
         for i, (a, b) in enumerate(self.pairs):
             rho, ua, ub = (y[..., len(kept) + 3 * i + j] for j in range(3))
-            norm = np.hypot(ua, ub)
-            norm = np.where(norm > 0, norm, 1.0)
+            norm = _direction_norm(ua, ub)
             out[..., a], out[..., b] = rho * ua / norm, rho * ub / norm
         return _f32(out)
 
@@ -411,9 +420,7 @@ class PendulumEnergy(_Base):
         w1, w2 = x[..., 4], x[..., 5]
         # u = L^T omega
         u1, u2 = l11 * w1 + l21 * w2, l22 * w2
-        rho = np.hypot(u1, u2)
-        safe = np.where(rho > 0, rho, 1.0)
-        n1, n2 = np.where(rho > 0, u1 / safe, 1.0), np.where(rho > 0, u2 / safe, 0.0)
+        rho, n1, n2 = _polar(u1, u2)
         e = self._potential(t1, t2) + 0.5 * rho ** 2
         return _f32(np.concatenate([x[..., :4], np.stack([e, n1, n2], axis=-1)], axis=-1))
 
@@ -424,8 +431,7 @@ class PendulumEnergy(_Base):
         t1, t2 = np.arctan2(y[..., 0], y[..., 1]), np.arctan2(y[..., 2], y[..., 3])
         kinetic = np.maximum(y[..., 4] - self._potential(t1, t2), 0.0)
         rho = np.sqrt(2 * kinetic)
-        norm = np.hypot(y[..., 5], y[..., 6])
-        norm = np.where(norm > 0, norm, 1.0)
+        norm = _direction_norm(y[..., 5], y[..., 6])
         u1, u2 = rho * y[..., 5] / norm, rho * y[..., 6] / norm
         l11, l21, l22 = self._cholesky(t1, t2)
         w2 = u2 / l22
@@ -474,11 +480,7 @@ class ArcLength(_Base):
                              f"{x.shape}")
         steps = np.diff(x, axis=1)
         steps = np.concatenate([steps[:, :1], steps], axis=1)
-        length = np.hypot(steps[..., 0], steps[..., 1])
-        safe = np.where(length > 0, length, 1.0)
-        # A step of length zero has no direction; (1, 0) stands in and decodes to no motion.
-        ux = np.where(length > 0, steps[..., 0] / safe, 1.0)
-        uy = np.where(length > 0, steps[..., 1] / safe, 0.0)
+        length, ux, uy = _polar(steps[..., 0], steps[..., 1])
         start = np.broadcast_to(x[:, :1], x.shape)
         if self.total:
             total = length[:, 1:].sum(axis=1, keepdims=True)
@@ -509,8 +511,7 @@ class ArcLength(_Base):
         else:
             length = share
         ux, uy = y[:, 1:, want - 2], y[:, 1:, want - 1]
-        norm = np.hypot(ux, uy)
-        norm = np.where(norm > 0, norm, 1.0)
+        norm = _direction_norm(ux, uy)
         steps = np.stack([length * ux / norm, length * uy / norm], axis=-1)
         x = np.concatenate([start[:, None], start[:, None] + np.cumsum(steps, axis=1)], axis=1)
         return _f32(_failed_as_nan(x))
