@@ -372,6 +372,14 @@ class PendulumEnergy(_Base):
     Decoding sets ``T = e - V(theta)``; where a model asks for ``e`` below the frame's potential
     the frame decodes at rest (``T = 0``), which the recovery then reads as ``V(theta) > e``.
     ``d`` goes from 6 to 7. The mechanical parameters must be the task's.
+
+    ``energy_range=(lo, hi)`` stores the energy channel on a logit scale,
+    ``log(u / (1 - u))`` with ``u = (e - lo) / (hi - lo)`` clipped to ``[1e-4, 1 - 1e-4]`` on
+    encoding (a round trip moves an energy at the very ends by at most ``1e-4 (hi - lo)``),
+    decoded by the logistic function. With the prior's range, a uniform prior's energies become
+    a bell-shaped (logistic) channel whose ends are thin tails instead of the uniform's hard
+    edges, and no ``y`` decodes to an energy outside ``[lo, hi]``: the range is built into the
+    coordinates, so mass outside it can only come from frames decoded at rest.
     """
 
     m1: float = 1.0
@@ -379,19 +387,49 @@ class PendulumEnergy(_Base):
     l1: float = 1.0
     l2: float = 1.0
     g: float = 9.81
+    energy_range: tuple | None = None
+
+    EPS = 1e-4
 
     def __post_init__(self):
         for name in ("m1", "m2", "l1", "l2", "g"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0; got {v}")
+        if self.energy_range is not None:
+            bounds = np.ravel(np.asarray(self.energy_range, dtype=np.float64))
+            if bounds.size != 2 or not (np.isfinite(bounds).all()
+                                        and 0 <= bounds[0] < bounds[1]):
+                raise ValueError(f"energy_range must be None or (lo, hi) with 0 <= lo < hi, "
+                                 f"finite; got {self.energy_range!r}")
+            object.__setattr__(self, "energy_range", (float(bounds[0]), float(bounds[1])))
 
     @classmethod
-    def for_task(cls, task) -> "PendulumEnergy":
-        """The coordinates with a :class:`~physmis_edu.tasks.DoublePendulum`'s parameters."""
+    def for_task(cls, task, warp_energy: bool = False) -> "PendulumEnergy":
+        """The coordinates with a :class:`~physmis_edu.tasks.DoublePendulum`'s parameters;
+        ``warp_energy=True`` stores the energy on a logit scale over the prior's range."""
         if getattr(task, "representation", None) != "sincos":
             raise ValueError("task must be a DoublePendulum with representation='sincos'")
-        return cls(task.m1, task.m2, task.l1, task.l2, task.g)
+        energy_range = (task.prior.lo, task.prior.hi) if warp_energy else None
+        return cls(task.m1, task.m2, task.l1, task.l2, task.g, energy_range)
+
+    def _warp(self, e):
+        if self.energy_range is None:
+            return e
+        lo, hi = self.energy_range
+        u = (e - lo) / (hi - lo)
+        outside = (u < -1e-6) | (u > 1 + 1e-6)
+        if np.any(outside):
+            raise ValueError(f"PendulumEnergy.encode: every frame's energy must lie in "
+                             f"energy_range = [{lo}, {hi}]; {int(outside.sum())} do not")
+        u = np.clip(u, self.EPS, 1 - self.EPS)
+        return np.log(u / (1 - u))
+
+    def _unwarp(self, y):
+        if self.energy_range is None:
+            return y
+        lo, hi = self.energy_range
+        return lo + (hi - lo) / (1 + np.exp(-y))
 
     def _potential(self, t1, t2):
         return self.g * ((self.m1 + self.m2) * self.l1 * (1 - np.cos(t1))
@@ -421,7 +459,7 @@ class PendulumEnergy(_Base):
         # u = L^T omega
         u1, u2 = l11 * w1 + l21 * w2, l22 * w2
         rho, n1, n2 = _polar(u1, u2)
-        e = self._potential(t1, t2) + 0.5 * rho ** 2
+        e = self._warp(self._potential(t1, t2) + 0.5 * rho ** 2)
         return _f32(np.concatenate([x[..., :4], np.stack([e, n1, n2], axis=-1)], axis=-1))
 
     def decode(self, y) -> np.ndarray:
@@ -429,7 +467,7 @@ class PendulumEnergy(_Base):
         if y.shape[2] != 7:
             raise ValueError(f"PendulumEnergy decodes 7 channels; got {y.shape[2]}")
         t1, t2 = np.arctan2(y[..., 0], y[..., 1]), np.arctan2(y[..., 2], y[..., 3])
-        kinetic = np.maximum(y[..., 4] - self._potential(t1, t2), 0.0)
+        kinetic = np.maximum(self._unwarp(y[..., 4]) - self._potential(t1, t2), 0.0)
         rho = np.sqrt(2 * kinetic)
         norm = _direction_norm(y[..., 5], y[..., 6])
         u1, u2 = rho * y[..., 5] / norm, rho * y[..., 6] / norm

@@ -121,7 +121,8 @@ def default_candidates(task) -> list:
         velocities = (4, 5)
         out += [TailWarp("asinh", 2.0, velocities), TailWarp("asinh", 8.0, velocities),
                 TailWarp("sinh", 4.0, velocities), Warp("arcsine", -1.0, 1.0, (0, 1, 2, 3)),
-                Polar((velocities,)), PendulumEnergy.for_task(task)]
+                Polar((velocities,)), PendulumEnergy.for_task(task),
+                PendulumEnergy.for_task(task, warp_energy=True)]
     elif isinstance(task, MazeTask) and not task.velocities:
         out += [ArcLength(total=False), ArcLength(total=True)]
     return out

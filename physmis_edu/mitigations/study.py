@@ -22,6 +22,7 @@ VARIANTS = {
     "conditional": "conditioning on c, c drawn from the prior",
     "coords": "kernel-informed coordinates",
     "coords-second": "kernel-informed coordinates, the search's second choice",
+    "coords-retry": "kernel-informed coordinates, a second try (candidate added to the search)",
 }
 # The variants every task of the study has (the default of study_table).
 STUDY_VARIANTS = ("", "reweighted", "conditional", "coords")
