@@ -93,9 +93,14 @@ def main() -> None:
             raise SystemExit(f"--tasks: each task must be one of {sorted(PROXY_STEPS)}; "
                              f"got {task_key!r}")
         fresh = predict(task_key)
-        old = results.get(task_key, {}).get("candidates", {})
-        for label, row in fresh["candidates"].items():
-            row.update({k: v for k, v in old.get(label, {}).items() if k.startswith("measured")
+        # Earlier measurements are kept for the same map, matched by value: a label changes when
+        # a class gains a parameter whose default leaves the map as it was.
+        old = [(mit.representation_from_dict(row["spec"]), row)
+               for row in results.get(task_key, {}).get("candidates", {}).values()]
+        for row in fresh["candidates"].values():
+            rep = mit.representation_from_dict(row["spec"])
+            before = next((o for r, o in old if r == rep), {})
+            row.update({k: v for k, v in before.items() if k.startswith("measured")
                         or k in ("passed", "nn_ratio", "residual", "proxy_steps",
                                  "train_seconds", "null_tv99")})
         results[task_key] = dict(fresh, model=MODEL,

@@ -267,13 +267,14 @@ def test_every_shipped_run_loads_and_matches_its_spec(name):
 
 def test_store_stays_small():
     size = sum(p.stat().st_size for p in store.DATA_DIR.glob("*"))
-    # 80 MiB: the package must stay a quick install in Colab; the six pendulum runs of
+    # 85 MiB: the package must stay a quick install in Colab; the six pendulum runs of
     # Chapter 8 (8,000 samples of 32 x 6 values in 16 bits) take 18 MiB, the nine of the
     # mitigation study (4,000 samples each) 14 MiB, the 30 of the confound sweep and the
     # three speaking-rate runs of Chapters 11 and 12 about 10 MiB, the three conditional
     # maze planners of Chapter 9 (two sets of 4,000 plans each) 3 MiB, the nine unpinned maze
-    # models of Chapter 10 (8,000 paths of 32 x 2 values each) 9 MiB.
-    assert size < 80 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 80 MiB"
+    # models of Chapter 10 (8,000 paths of 32 x 2 values each) 9 MiB, the pendulum's three
+    # second-try coordinates runs of Chapter 10 (4,000 samples each) 4.5 MiB.
+    assert size < 85 * 2**20, f"the store holds {size / 2**20:.1f} MiB; the budget is 85 MiB"
 
 
 @pytest.mark.skipif(os.environ.get("PHYSMIS_SKIP_WHEEL") == "1", reason="PHYSMIS_SKIP_WHEEL=1")
