@@ -59,6 +59,8 @@ PROFILES = {
 MIN_STEPS = 50
 DEFAULT_SEEDS = {"store": (0, 1, 2), "ci": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
 MITIGATION_LABELS = {"": "none (baseline)", "coords": "kernel-informed coordinates",
+                     "coords-second": "kernel-informed coordinates, second choice",
+                     "coords-retry": "kernel-informed coordinates, second try",
                      "reweighted": "reweighting", "conditional": "conditioning on c"}
 
 

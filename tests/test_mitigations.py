@@ -221,6 +221,8 @@ def test_pendulum_energy_on_a_logit_scale_keeps_the_energy_inside_the_range():
         mit.PendulumEnergy(energy_range=(5.0, 1.0))
     with pytest.raises(ValueError, match="energy_range"):
         mit.PendulumEnergy(energy_range=(-1.0, 40.0))
+    with pytest.raises(ValueError, match="energy_range"):
+        mit.PendulumEnergy(energy_range="2 to 40")
     with pytest.raises(ValueError, match=r"energy_range = \[10.0, 40.0\]"):
         mit.PendulumEnergy(energy_range=(10.0, 40.0)).encode(x)
 

@@ -397,7 +397,10 @@ class PendulumEnergy(_Base):
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0; got {v}")
         if self.energy_range is not None:
-            bounds = np.ravel(np.asarray(self.energy_range, dtype=np.float64))
+            try:
+                bounds = np.ravel(np.asarray(self.energy_range, dtype=np.float64))
+            except (TypeError, ValueError):
+                bounds = np.array([np.nan])
             if bounds.size != 2 or not (np.isfinite(bounds).all()
                                         and 0 <= bounds[0] < bounds[1]):
                 raise ValueError(f"energy_range must be None or (lo, hi) with 0 <= lo < hi, "
