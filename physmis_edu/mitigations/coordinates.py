@@ -60,6 +60,27 @@ def _direction_norm(ua, ub):
     return np.where(norm > 0, norm, 1.0)
 
 
+def _unit(v, lo, hi, refusal):
+    """``(v - lo) / (hi - lo)`` clipped to ``[0, 1]``. Values outside ``[lo, hi]`` by more than
+    rounding are refused; ``refusal`` says what must lie where."""
+    u = (v - lo) / (hi - lo)
+    outside = (u < -1e-6) | (u > 1 + 1e-6)
+    if np.any(outside):
+        raise ValueError(f"{refusal}; {int(outside.sum())} values do not")
+    return np.clip(u, 0.0, 1.0)
+
+
+def _logit(u, eps):
+    """``log(u / (1 - u))`` with ``u`` clipped to ``[eps, 1 - eps]``; :func:`_logistic`
+    undoes it."""
+    u = np.clip(u, eps, 1 - eps)
+    return np.log(u / (1 - u))
+
+
+def _logistic(v):
+    return 1 / (1 + np.exp(-v))
+
+
 class _Base:
     def params(self) -> dict:
         """The constructor parameters."""
@@ -114,17 +135,11 @@ class Warp(_Base):
     def encode(self, x) -> np.ndarray:
         x = check_trajectories(x, "x", allow_nan=True).astype(np.float64)
         mask = _channel_mask(self.channels, x.shape[2], "Warp")
-        u = (x[..., mask] - self.lo) / (self.hi - self.lo)
-        outside = (u < -1e-6) | (u > 1 + 1e-6)
-        if np.any(outside):
-            raise ValueError(f"Warp.encode: x must lie in [lo, hi] = [{self.lo}, {self.hi}] on "
-                             f"the warped channels; {int(outside.sum())} values do not")
-        u = np.clip(u, 0.0, 1.0)
-        if self.kind == "arcsine":
-            y = 2.0 / np.pi * np.arcsin(np.sqrt(u))
-        else:
-            u = np.clip(u, self.eps, 1 - self.eps)
-            y = np.log(u / (1 - u))
+        u = _unit(x[..., mask], self.lo, self.hi,
+                  f"Warp.encode: x must lie in [lo, hi] = [{self.lo}, {self.hi}] on the "
+                  f"warped channels")
+        y = (2.0 / np.pi * np.arcsin(np.sqrt(u)) if self.kind == "arcsine"
+             else _logit(u, self.eps))
         out = x.copy()
         out[..., mask] = y
         return _f32(out)
@@ -133,7 +148,7 @@ class Warp(_Base):
         y = check_trajectories(y, "y", allow_nan=True).astype(np.float64)
         mask = _channel_mask(self.channels, y.shape[2], "Warp")
         v = y[..., mask]
-        u = np.sin(np.pi * v / 2) ** 2 if self.kind == "arcsine" else 1 / (1 + np.exp(-v))
+        u = np.sin(np.pi * v / 2) ** 2 if self.kind == "arcsine" else _logistic(v)
         out = y.copy()
         out[..., mask] = self.lo + (self.hi - self.lo) * u
         return _f32(out)
@@ -420,19 +435,14 @@ class PendulumEnergy(_Base):
         if self.energy_range is None:
             return e
         lo, hi = self.energy_range
-        u = (e - lo) / (hi - lo)
-        outside = (u < -1e-6) | (u > 1 + 1e-6)
-        if np.any(outside):
-            raise ValueError(f"PendulumEnergy.encode: every frame's energy must lie in "
-                             f"energy_range = [{lo}, {hi}]; {int(outside.sum())} do not")
-        u = np.clip(u, self.EPS, 1 - self.EPS)
-        return np.log(u / (1 - u))
+        return _logit(_unit(e, lo, hi, f"PendulumEnergy.encode: every frame's energy must lie "
+                                        f"in energy_range = [{lo}, {hi}]"), self.EPS)
 
     def _unwarp(self, y):
         if self.energy_range is None:
             return y
         lo, hi = self.energy_range
-        return lo + (hi - lo) / (1 + np.exp(-y))
+        return lo + (hi - lo) * _logistic(y)
 
     def _potential(self, t1, t2):
         return self.g * ((self.m1 + self.m2) * self.l1 * (1 - np.cos(t1))
